@@ -1,0 +1,268 @@
+"""Typed experiment configuration.
+
+Every section is a frozen pydantic model with ``extra="forbid"``: an unknown key or a
+value of the wrong type is a :class:`~gnnrec.errors.ConfigError` naming the dotted key
+path (``train.lr: Input should be a valid number``). Defaults live on the fields, with a
+one-line comment giving meaning and unit.
+
+``load_config(path, overrides)`` reads YAML and applies ``--set a.b=value`` overrides
+(values parsed as YAML scalars, so ``--set train.lr=1e-3`` is a float and
+``--set eval.ks=[10,20]`` a list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gnnrec.errors import ConfigError
+
+DEFAULT_BEHAVIORS: tuple[str, ...] = ("view", "cart", "fav", "buy")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticConfig(_Section):
+    """Parameters of the embedded e-commerce log simulator (``data.dataset: synthetic``)."""
+
+    num_users: int = Field(2000, ge=1)  # users simulated
+    num_items: int = Field(3000, ge=1)  # items in the catalogue
+    num_categories: int = Field(40, ge=1)  # categories; sizes follow a Zipf law
+    events_per_user: float = Field(60.0, gt=0)  # mean number of view events per user (Poisson)
+    category_zipf: float = Field(1.1, ge=0)  # Zipf exponent of category sizes
+    item_zipf: float = Field(1.0, ge=0)  # Zipf exponent of item popularity inside a category
+    interests_per_user: int = Field(3, ge=1)  # categories in a user's sparse interest mixture
+    interest_concentration: float = Field(0.5, gt=0)  # Dirichlet concentration of the mixture
+    exploration: float = Field(0.05, ge=0, le=1)  # share of views on a uniformly random category
+    cart_rate: float = Field(0.25, ge=0, le=1)  # max P(cart | view), scaled by affinity
+    fav_rate: float = Field(0.12, ge=0, le=1)  # max P(fav | view), scaled by affinity
+    buy_rate: float = Field(0.45, ge=0, le=1)  # max P(buy | cart or fav), scaled by affinity
+    start: int = 1_700_000_000  # first timestamp (Unix seconds)
+    days: float = Field(30.0, gt=0)  # length of the simulated period in days
+    migration_share: float = Field(0.2, ge=0, le=1)  # share of users whose interests switch
+    migration_window: tuple[float, float] = (0.4, 0.7)  # switch time, as a fraction of the period
+    chunk_users: int = Field(200_000, ge=1)  # users simulated per chunk (bounds memory)
+
+
+class DataConfig(_Section):
+    """Where the behaviour log comes from and how it is validated."""
+
+    dataset: str = "synthetic"  # registry name (`gnnrec datasets`), or "file" for a generic log
+    path: str | None = None  # log file for dataset "file" (CSV/TSV, optionally .gz, or Parquet)
+    root: str | None = None  # data directory of registered datasets; default env GNNREC_DATA
+    variant: str | None = None  # dataset-specific file variant (e.g. taobao: head|timeslice)
+    format: Literal["auto", "csv", "tsv", "parquet"] = "auto"  # file format; auto = by suffix
+    has_header: bool | None = None  # CSV header row; None = detect
+    delimiter: str | None = None  # CSV delimiter; None = detect from the first line
+    columns: dict[str, str | int] = Field(default_factory=dict)  # canonical -> file column name/index
+    behavior_map: dict[str, str] = Field(default_factory=dict)  # raw behaviour value -> vocabulary name
+    behaviors: tuple[str, ...] = DEFAULT_BEHAVIORS  # behaviour vocabulary in funnel order
+    default_behavior: str = "view"  # behaviour of every row when the log has no behaviour column
+    time_range: tuple[int, int] | None = None  # valid [start, end) Unix seconds; None = 1970..2100
+    on_error: Literal["fail", "drop"] = "fail"  # invalid rows: stop at the first, or drop and count
+    min_user_interactions: int = Field(0, ge=0)  # k-core: users with fewer events are removed
+    min_item_interactions: int = Field(0, ge=0)  # k-core: items with fewer events are removed
+    pseudonymize_users: bool = False  # replace raw user ids by a keyed hash in all outputs
+    pseudonym_key: str | None = None  # HMAC key; default env GNNREC_PSEUDONYM_KEY
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)  # simulator settings
+
+    @field_validator("behaviors")
+    @classmethod
+    def _unique_behaviors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one behaviour is needed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"behaviours must be unique, got {list(v)}")
+        return v
+
+
+class SplitConfig(_Section):
+    """How events become train / valid / test (see gnnrec.data.splits)."""
+
+    mode: Literal["random", "temporal", "leave_last_out", "given"] = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/valid/test share (random, temporal)
+    target_behavior: str | None = None  # evaluated behaviour; None = dataset default (buy if present)
+    min_user_targets: int = Field(1, ge=1)  # random: users need this many target items to be held out
+    valid_from_train: bool = True  # given: carve a validation set from training like `random`
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(r < 0 for r in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
+            raise ValueError(f"ratios must be non-negative, sum to 1 and train > 0, got {list(v)}")
+        return v
+
+
+class GraphConfig(_Section):
+    """Which training events become message-passing edges."""
+
+    behaviors: tuple[str, ...] | None = None  # behaviours used as edges; None = all
+    add_reverse: bool = True  # add rev_<behaviour> item->user and rev_belongs_to edges
+
+
+class ModelSpec(_Section):
+    """A registered model and its hyper-parameters (validated by the model's own config)."""
+
+    name: str = "mf_bpr"  # registry name (`gnnrec models`)
+    params: dict[str, Any] = Field(default_factory=dict)  # model hyper-parameters
+
+
+class TrainConfig(_Section):
+    """One generic training loop for every trainable model."""
+
+    epochs: int = Field(50, ge=0)  # maximum number of epochs
+    batch_size: int = Field(2048, ge=1)  # positive pairs per step
+    lr: float = Field(1e-3, gt=0)  # Adam learning rate
+    weight_decay: float = Field(0.0, ge=0)  # Adam weight decay (models add their own L2 too)
+    loss: Literal["bpr", "bce"] = "bpr"  # pairwise BPR or pointwise BCE with sampled negatives
+    num_negatives: int = Field(1, ge=1)  # uniform negatives per positive
+    positives: Literal["target", "all"] = "target"  # which training behaviours are positives
+    patience: int = Field(10, ge=0)  # epochs without improvement before stopping (0 = never)
+    eval_every: int = Field(1, ge=1)  # validate every n epochs
+    monitor: str = "ndcg@20"  # validation metric for early stopping and model selection
+    grad_clip: float | None = Field(None, gt=0)  # clip gradient norm; None = off
+
+
+class EvalConfig(_Section):
+    """Full-ranking evaluation."""
+
+    ks: tuple[int, ...] = (10, 20)  # cut-offs K
+    metrics: tuple[Literal["recall", "ndcg", "hit", "mrr", "precision"], ...] = (
+        "recall",
+        "ndcg",
+        "hit",
+        "mrr",
+        "precision",
+    )
+    batch_size: int = Field(1024, ge=1)  # users scored per batch (bounds memory at B x items)
+    mask: Literal["target", "all", "none"] = "target"  # known items excluded from the ranking
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError(f"ks must be positive integers, got {list(v)}")
+        return tuple(sorted(set(v)))
+
+
+class ExperimentConfig(_Section):
+    """The whole recipe of one run: ``gnnrec run CONFIG.yaml``."""
+
+    name: str = "experiment"  # run name; the run directory is <out_dir>/<name>-<timestamp>
+    seed: int = 0  # seeds python, numpy and torch
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    out_dir: str = "runs"  # parent of run directories
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    sweep: dict[str, Any] | None = None  # Optuna search space (used by `gnnrec sweep`)
+
+    @model_validator(mode="after")
+    def _monitor_is_evaluated(self) -> ExperimentConfig:
+        name, _, k = self.train.monitor.partition("@")
+        if name not in self.eval.metrics or not k.isdigit() or int(k) not in self.eval.ks:
+            raise ValueError(
+                f"train.monitor '{self.train.monitor}' must be one of the evaluated metrics "
+                f"{list(self.eval.metrics)} at a K in eval.ks {list(self.eval.ks)}"
+            )
+        return self
+
+
+def _format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if prefix:
+            loc = f"{prefix}.{loc}" if loc else prefix
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def validate_section(cls: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Any:
+    """Validate ``data`` against ``cls``; errors name ``prefix.key``."""
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, prefix)) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value`` into a key path and a YAML-typed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key.path=value, got '{text}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of the raw config dict with dotted overrides applied."""
+    out: dict[str, Any] = _deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for i, part in enumerate(path[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = {}
+                node[part] = nxt
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"--set {text}: '{'.'.join(path[: i + 1])}' is not a section")
+            node = nxt
+        node[path[-1]] = value
+    return out
+
+
+def _deepcopy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deepcopy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deepcopy(v) for v in d]
+    return d
+
+
+def config_from_dict(raw: Mapping[str, Any], overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Validate a raw mapping (plus overrides) into an :class:`ExperimentConfig`."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"a config must be a mapping at the top level, got {type(raw).__name__}")
+    data = apply_overrides(dict(raw), overrides)
+    cfg = validate_section(ExperimentConfig, data, "")
+    assert isinstance(cfg, ExperimentConfig)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read a YAML experiment config and apply ``--set`` overrides."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}:{where} invalid YAML: {getattr(err, 'problem', err)}") from None
+    try:
+        return config_from_dict(raw, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{p}: {err}") from None
+
+
+def dump_config(cfg: BaseModel) -> str:
+    """Serialise a config to YAML (the resolved config written into each run dir)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

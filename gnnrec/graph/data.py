@@ -1,0 +1,95 @@
+"""What a model sees of the training data: :class:`TrainData`.
+
+Built by :func:`gnnrec.graph.build.build_train_data` from an interaction table and a split;
+it holds *only* training events (``Split.assign == TRAIN``), so every structure derived from
+it (PyG ``HeteroData``, normalised adjacency, popularity, item-item similarity) is free of
+held-out information by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class GraphMeta:
+    """Sizes and vocabularies a model constructor needs."""
+
+    num_users: int
+    num_items: int
+    num_categories: int
+    behaviors: tuple[str, ...]  # behaviours present as message-passing edge types
+    target_behavior: str
+
+
+@dataclass
+class TrainData:
+    """Training-only graph and positives, on one device.
+
+    Attributes:
+        meta: sizes and behaviour names.
+        edge_index: per behaviour, unique user→item training edges ``[2, E_b]`` (row 0 user,
+            row 1 item), sorted by (user, item).
+        edge_ts: per behaviour, last timestamp of the edge ``[E_b]`` (int64), when known.
+        edge_count: per behaviour, number of training events behind each edge ``[E_b]``.
+        pos_index: unique training positive pairs ``[2, P]`` used by the loss and by
+            count-based baselines (target behaviour, or all behaviours per
+            ``train.positives``).
+        item_category: ``[num_items]`` category id, ``-1`` when unknown.
+        cache: lazily built derived structures (normalised adjacency, HeteroData, ...);
+            keyed by name, cleared by :meth:`to`.
+    """
+
+    meta: GraphMeta
+    edge_index: dict[str, torch.Tensor]
+    edge_ts: dict[str, torch.Tensor]
+    edge_count: dict[str, torch.Tensor]
+    pos_index: torch.Tensor
+    item_category: torch.Tensor
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pos_index.device
+
+    def to(self, device: torch.device | str) -> TrainData:
+        """A copy on ``device`` (derived caches are rebuilt there on demand)."""
+        dev = torch.device(device)
+        return TrainData(
+            meta=self.meta,
+            edge_index={k: v.to(dev) for k, v in self.edge_index.items()},
+            edge_ts={k: v.to(dev) for k, v in self.edge_ts.items()},
+            edge_count={k: v.to(dev) for k, v in self.edge_count.items()},
+            pos_index=self.pos_index.to(dev),
+            item_category=self.item_category.to(dev),
+        )
+
+    def interaction_pairs(self, behaviors: tuple[str, ...] | None = None) -> torch.Tensor:
+        """Unique user→item pairs ``[2, E]`` over the given behaviours (default: all edges)."""
+        from gnnrec.graph.build import union_pairs
+
+        names = self.meta.behaviors if behaviors is None else behaviors
+        return union_pairs([self.edge_index[b] for b in names], self.meta.num_items)
+
+    def norm_adj(self, behaviors: tuple[str, ...] | None = None) -> torch.Tensor:
+        """Cached symmetric-normalised bipartite adjacency ``D^-1/2 A D^-1/2`` of shape
+        ``[U+I, U+I]`` (sparse CSR; users first, then items) over the given behaviours."""
+        key = ("norm_adj", behaviors)
+        if key not in self.cache:
+            from gnnrec.graph.build import normalized_adjacency
+
+            self.cache[key] = normalized_adjacency(
+                self.interaction_pairs(behaviors), self.meta.num_users, self.meta.num_items
+            )
+        return self.cache[key]
+
+    def hetero(self) -> Any:
+        """Cached PyG ``HeteroData`` (user / item / category, behaviour-typed edges)."""
+        if "hetero" not in self.cache:
+            from gnnrec.graph.build import build_hetero_data
+
+            self.cache["hetero"] = build_hetero_data(self)
+        return self.cache["hetero"]
