@@ -164,6 +164,7 @@ class ExperimentConfig(_Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    compare: tuple[ModelSpec, ...] = ()  # models run on the same data and split; empty = `model` only
     sweep: dict[str, Any] | None = None  # Optuna search space (used by `gnnrec sweep`)
 
     @model_validator(mode="after")
