@@ -46,8 +46,15 @@ def _setup_logging(verbose: bool) -> None:
 
 
 # ---------------------------------------------------------------- run
-def cmd_run(args: argparse.Namespace) -> int:
+def _console() -> Any:
+    """A rich console; when output is not a terminal, wide enough that tables don't wrap."""
     from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
 
     from gnnrec.config import load_config
     from gnnrec.reports.tables import comparison_rows, comparison_table, metrics_table, to_markdown
@@ -57,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device:
         overrides.append(f"device={args.device}")
     cfg = load_config(args.config, overrides)
-    console = Console()
+    console = _console()
     progress = not args.quiet
     if not cfg.compare:
         from gnnrec.runner import run
@@ -144,7 +151,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for name in DATASETS.names():
         meta = DATASETS.meta(name)
         table.add_row(name, str(meta.get("folder") or "-"), str(meta.get("description", "")))
-    Console().print(table)
+    _console().print(table)
     return 0
 
 
@@ -160,7 +167,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in MODELS.names():
         cls = MODELS.get(name)
         table.add_row(name, "yes" if cls.trainable else "no", MODELS.meta(name).get("description", ""))
-    Console().print(table)
+    _console().print(table)
     return 0
 
 

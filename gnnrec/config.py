@@ -258,8 +258,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{p}:{where} invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{p}: a config must be a mapping at the top level, got {type(raw).__name__}")
+    data = apply_overrides(dict(raw), overrides)  # --set errors are not the file's fault
     try:
-        return config_from_dict(raw, overrides)
+        return config_from_dict(data)
     except ConfigError as err:
         raise ConfigError(f"{p}: {err}") from None
 

@@ -227,6 +227,7 @@ def run_model(
         }
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         tb.write_hparams(_hparams(cfg), {f"hparam/test_{k}": v for k, v in test_res.metrics.items()})
+        tb.close()
         log.info("run directory: %s", run_dir)
     return RunResult(run_dir, metrics)
 

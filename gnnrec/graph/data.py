@@ -23,6 +23,7 @@ class GraphMeta:
     num_categories: int
     behaviors: tuple[str, ...]  # behaviours present as message-passing edge types
     target_behavior: str
+    add_reverse: bool = True  # graph.add_reverse: HeteroData gets rev_<behaviour> / rev_belongs_to
 
 
 @dataclass

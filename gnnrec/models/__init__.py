@@ -2,4 +2,7 @@
 
 from gnnrec.models.base import MODELS, PairBatch, Recommender, build_model, register_model
 
+# Imported for their side effect: each module registers its models in MODELS.
+from gnnrec.models.baselines import itemknn, mf_bpr, neumf, pop  # noqa: F401  isort: skip
+
 __all__ = ["MODELS", "PairBatch", "Recommender", "build_model", "register_model"]

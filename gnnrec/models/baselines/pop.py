@@ -45,10 +45,13 @@ class Pop(Recommender):
         super().__init__(meta)
         self.config = config
         # a buffer, so it follows model.to(device) and is saved with the state dict
+        self.counts: torch.Tensor
         self.register_buffer("counts", torch.zeros(meta.num_items))
 
     def prepare(self, data: TrainData) -> None:
-        items = data.pos_index[1]
+        # pos_index holds unique pairs by contract; dedupe anyway so a user counts once
+        users, items = data.pos_index[0].long(), data.pos_index[1].long()
+        items = torch.unique(users * self.meta.num_items + items) % self.meta.num_items
         counts = torch.bincount(items, minlength=self.meta.num_items).to(torch.float32)
         self.counts = counts.to(self.counts.device)
 

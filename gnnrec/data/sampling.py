@@ -1,0 +1,153 @@
+"""Negative sampling and epoch ordering of training pairs.
+
+:class:`UniformNegativeSampler` draws items uniformly among those that are *not* a training
+positive of the user. Membership is tested on a sorted key ``user * num_items + item`` with
+``searchsorted`` (no per-user Python sets), so one call handles a whole batch; collisions
+are re-drawn for a few rounds and whatever is left after that (users with nearly every item
+as a positive) is drawn exactly by rank, so sampling always terminates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gnnrec.errors import GnnrecError
+
+__all__ = ["UniformNegativeSampler", "pairs_for_epoch"]
+
+
+class UniformNegativeSampler:
+    """Uniform negatives excluding each user's training positives.
+
+    Args:
+        num_items: number of items; negatives are drawn from ``0..num_items-1``.
+        pos_index: training positive pairs ``[2, P]`` (row 0 user, row 1 item); duplicates
+            are fine. Only training positives may be passed here (no leakage).
+        generator: torch generator on the device of ``pos_index``; ``None`` uses torch's
+            global generator (not reproducible across runs — pass one).
+        rejection_rounds: rounds of re-drawing collisions before the exact fallback.
+
+    Raises:
+        GnnrecError: a user has every item as a training positive.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> s = UniformNegativeSampler(5, torch.tensor([[0, 0], [1, 2]]), g)
+        >>> s.sample(torch.tensor([0, 1]), 3).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        pos_index: torch.Tensor,
+        generator: torch.Generator | None = None,
+        rejection_rounds: int = 8,
+    ) -> None:
+        if num_items < 1:
+            raise GnnrecError(f"negative sampling needs at least one item, got num_items={num_items}")
+        if pos_index.dim() != 2 or pos_index.shape[0] != 2:
+            raise ValueError(f"pos_index must have shape [2, P], got {list(pos_index.shape)}")
+        self.num_items = int(num_items)
+        self.generator = generator
+        self.rejection_rounds = int(rejection_rounds)
+        self.device = pos_index.device
+        if pos_index.numel() and bool(((pos_index[1] < 0) | (pos_index[1] >= num_items)).any()):
+            raise ValueError(f"pos_index has item ids outside 0..{num_items - 1}")
+        keys = pos_index[0].long() * self.num_items + pos_index[1].long()
+        # sorted unique keys: one user's positives form a contiguous, sorted run
+        self.keys = torch.unique(keys, sorted=True)
+        # checked once here (every user with a positive is sampled in training), so that
+        # sample() needs no extra host sync per batch
+        if self.keys.numel():
+            users, n_pos = torch.unique_consecutive(self.keys // self.num_items, return_counts=True)
+            full = n_pos >= self.num_items
+            if bool(full.any()):
+                raise GnnrecError(
+                    f"user {int(users[full][0])} has every one of the {self.num_items} items as a "
+                    "training positive, so no negative can be sampled (use fewer positives or a "
+                    "larger catalogue)"
+                )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_items={self.num_items}, num_positives={self.keys.numel()})"
+
+    def _count_le(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Number of positives of ``user`` with item id ``<= item`` (elementwise)."""
+        base = torch.searchsorted(self.keys, user * self.num_items)
+        return torch.searchsorted(self.keys, user * self.num_items + item, right=True) - base
+
+    def is_positive(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Boolean mask (same shape as ``item``): is ``item`` a training positive of ``user``."""
+        if self.keys.numel() == 0:
+            return torch.zeros(item.shape, dtype=torch.bool, device=item.device)
+        q = user * self.num_items + item
+        pos = torch.searchsorted(self.keys, q).clamp_(max=self.keys.numel() - 1)
+        return self.keys[pos] == q
+
+    def sample(self, user: torch.Tensor, n: int) -> torch.Tensor:
+        """Draw ``n`` negatives per user.
+
+        Args:
+            user: user ids ``[B]`` (on the sampler's device).
+            n: negatives per user.
+
+        Returns:
+            Item ids ``[B, n]`` (int64); each is uniform over the items that are not a
+            training positive of that row's user, independently (with replacement).
+        """
+        user = user.long().reshape(-1)
+        b = user.numel()
+        if b == 0 or n == 0:
+            return torch.empty((b, n), dtype=torch.long, device=user.device)
+        users = user.unsqueeze(1).expand(b, n)
+        neg = torch.randint(self.num_items, (b, n), generator=self.generator, device=user.device)
+        if self.keys.numel() == 0:
+            return neg
+        bad = self.is_positive(users, neg)
+        rounds = 0
+        while bool(bad.any()) and rounds < self.rejection_rounds:
+            idx = bad.nonzero(as_tuple=True)
+            redraw = torch.randint(
+                self.num_items, (idx[0].numel(),), generator=self.generator, device=user.device
+            )
+            neg[idx] = redraw
+            bad[idx] = self.is_positive(users[idx], redraw)
+            rounds += 1
+        if bool(bad.any()):
+            idx = bad.nonzero(as_tuple=True)
+            neg[idx] = self._exact(users[idx])
+        return neg
+
+    def _exact(self, user: torch.Tensor) -> torch.Tensor:
+        """Uniform negatives by rank: draw ``r`` in ``[0, num_items - n_pos)`` and return the
+        ``r``-th non-positive item of the user (0-based).
+
+        The answer ``a`` is the fixed point of ``j -> r + #{positives <= j}``; iterating from
+        ``j = r`` increases ``j`` monotonically and never passes ``a``, so it converges (in at
+        most ``n_pos`` steps, usually a few).
+        """
+        n_pos = self._count_le(user, torch.full_like(user, self.num_items - 1))
+        u01 = torch.rand(user.shape, generator=self.generator, device=user.device, dtype=torch.float64)
+        r = (u01 * (self.num_items - n_pos).double()).long()
+        r = torch.minimum(r, self.num_items - n_pos - 1)
+        j = r
+        while True:
+            nxt = r + self._count_le(user, j)
+            if bool((nxt == j).all()):
+                return j
+            j = nxt
+
+
+def pairs_for_epoch(pos_index: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random order of the training pairs for one epoch.
+
+    Args:
+        pos_index: training positive pairs ``[2, P]``.
+        generator: torch generator (on the device of ``pos_index``) for reproducibility.
+
+    Returns:
+        A permutation of ``0..P-1`` (int64, on ``pos_index``'s device); batches are
+        consecutive slices of it, e.g. ``pos_index[:, perm[s:s + batch_size]]``.
+    """
+    return torch.randperm(pos_index.shape[1], generator=generator, device=pos_index.device)
