@@ -2,10 +2,11 @@
 
 The reader only finds the columns and reads them; it never interprets values beyond what
 polars parses losslessly. A CSV file is first read with polars' type inference: when every
-id / timestamp column comes out as clean integers (the usual case) no string column is
-built at all. When any value would not parse (``"12a"``, ``" 5"``, ``"1.0"`` in an id
-column, an ISO date after integer rows, ...), the file is read again with every column as
-text (``Utf8``), so that :func:`gnnrec.data.schema.validate_log` reports the exact bad value.
+id / timestamp column comes out as clean integers and the behaviour / split columns as text
+(the usual case), the ids are never materialised as strings. When any value would not
+parse (``"12a"``, ``" 5"``, ``"1.0"`` in an id column, an ISO date after integer rows,
+...), the file is read again with every column as text (``Utf8``), so that
+:func:`gnnrec.data.schema.validate_log` reports the exact bad value.
 Parquet columns keep their stored types. A ``_row`` column holds the 1-based data row number
 (header excluded), so an error can point at a row the user can find.
 
@@ -29,7 +30,13 @@ from pathlib import Path
 
 import polars as pl
 
-from gnnrec.data.types import CANONICAL_COLUMNS, REQUIRED_COLUMNS, ROW_COLUMN, SPLIT_COLUMN, RawLog
+from gnnrec.data.types import (
+    CANONICAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    ROW_COLUMN,
+    SPLIT_COLUMN,
+    RawLog,
+)
 from gnnrec.errors import ConfigError, DataError
 
 #: columns a reader may take from a file (canonical columns plus a dataset's own split)
@@ -119,9 +126,7 @@ def _check_column_map(columns: Mapping[str, str | int]) -> dict[str, str | int]:
                 f"column map: unknown column '{key}' (expected one of {', '.join(READABLE_COLUMNS)})"
             )
         if isinstance(ref, bool) or not isinstance(ref, (str, int)) or (isinstance(ref, int) and ref < 0):
-            raise ConfigError(
-                f"column map: {key} must be a column name or a 0-based position, got {ref!r}"
-            )
+            raise ConfigError(f"column map: {key} must be a column name or a 0-based position, got {ref!r}")
         out[key] = ref
     refs = list(out.values())
     if len(set(refs)) != len(refs):
@@ -164,12 +169,12 @@ def _read_head(p: Path, src: str, gz: bool) -> tuple[str, bool]:
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"cannot read file: corrupt gzip data ({err})", file=src) from None
     text = head.decode("utf-8", errors="replace")
-    return (text[1:] if text.startswith("\ufeff") else text), len(head) >= _HEAD_BYTES
+    return (text.removeprefix("\ufeff")), len(head) >= _HEAD_BYTES
 
 
 def _complete_lines(text: str, truncated: bool, n: int) -> list[str]:
     """Up to ``n`` non-blank lines from the head of a file (a cut-off last line excluded)."""
-    lines = text.splitlines()
+    lines = [ln.rstrip("\r") for ln in text.split("\n")]
     if truncated and len(lines) > 1:
         lines = lines[:-1]  # the head may end inside a line
     return [ln for ln in lines if ln.strip()][:n]
@@ -204,9 +209,7 @@ def _detect_header(first: list[str], second: list[str] | None, col_map: Mapping[
         return True
     # csv.Sniffer's idea: text above a number in the same column is a header
     if second is not None:
-        return any(
-            a.strip() != "" and not _is_number(a) and _is_number(b) for a, b in zip(first, second)
-        )
+        return any(a.strip() != "" and not _is_number(a) and _is_number(b) for a, b in zip(first, second))
     return False
 
 
@@ -322,7 +325,8 @@ def _read_csv(
     # aborts this read, and the file is read again with every column as text, so the
     # validator still sees, and reports, the exact bad value. An id column inferred as
     # anything but integer or text also goes the text way (validation of "1.0" as an id
-    # must not depend on the path).
+    # must not depend on the path), and so do a float timestamp column and a behaviour
+    # column read as numbers.
     frame: pl.DataFrame | None = None
     try:
         frame = read(_INFER_ROWS)
@@ -357,8 +361,10 @@ def _clean_types(frame: pl.DataFrame) -> bool:
     for name, dtype in frame.schema.items():
         if name in ("user", "item", "category") and not (dtype.is_integer() or dtype == pl.String):
             return False
-        if name == "timestamp" and not (dtype.is_integer() or dtype.is_float() or dtype == pl.String):
-            return False
+        if name in ("behavior", SPLIT_COLUMN) and dtype != pl.String:
+            return False  # behaviour codes are mapped as text: "01" must stay "01"
+        if name == "timestamp" and not (dtype.is_integer() or dtype == pl.String):
+            return False  # a float column would report "-2" as "-2.0"
     return True
 
 

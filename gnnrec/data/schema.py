@@ -27,10 +27,19 @@ checks is counted under the first):
 order (file, 1-based row, column, raw value); ``"drop"`` removes offending rows, counts them
 per reason and logs one warning line per reason on the ``gnnrec.data`` logger.
 
-Fast path: the checks of all columns run in one parallel ``select``; the combined validity
-is known from null counts of the per-column reason codes, so a clean log costs no extra pass.
-Slower fallbacks (whitespace stripping, float / ISO-8601 timestamps) and locating the first
-bad row run only when some row failed the fast check.
+Cost (the ingest benchmark needs millions of rows per second):
+
+* typed integer columns (CSV parsed as integers by the reader, Parquet) whose null count
+  and min / max are in range get no per-row check at all;
+* other columns are checked in one parallel ``select`` producing a nullable reason code per
+  column; the null counts of those codes (metadata) say whether any row failed;
+* behaviour values are mapped per distinct value, not per row;
+* duplicates: 32-bit row fingerprints are sorted and only rows sharing a fingerprint are
+  compared exactly; conflicting categories: an item-indexed table, then an exact check on
+  the rows of items that look conflicting;
+* slower fallbacks (whitespace stripping, float / ISO-8601 timestamps), locating the first
+  bad row and per-reason counts run only when some row failed; a few dropped rows are cut
+  out with zero-copy slices.
 """
 
 from __future__ import annotations
@@ -79,9 +88,11 @@ _CODES: tuple[tuple[str, str | None], ...] = (
     ("conflicting_category", "category"),
 )
 _CODE = {key: i + 1 for i, key in enumerate(_CODES)}
-BLANK, DUPLICATE, CONFLICT = _CODE[("blank_row", None)], _CODE[("duplicate_row", None)], _CODE[
-    ("conflicting_category", "category")
-]
+BLANK, DUPLICATE, CONFLICT = (
+    _CODE[("blank_row", None)],
+    _CODE[("duplicate_row", None)],
+    _CODE[("conflicting_category", "category")],
+)
 
 #: every reason key, in checking order
 REASONS: tuple[str, ...] = tuple(dict.fromkeys(reason for reason, _ in _CODES))
@@ -117,6 +128,8 @@ _DATETIME_FORMATS: tuple[str, ...] = (
 _VALUE_COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, SPLIT_COLUMN)
 #: above this many distinct behaviour values, map them with one generic column pass
 _MAX_DISTINCT_BEHAVIORS = 1000
+#: up to this many dropped rows, the kept rows are sliced (zero-copy) instead of filtered
+_MAX_SLICES = 1000
 
 
 def validate_log(raw: RawLog, cfg: DataConfig) -> ValidLog:
@@ -128,8 +141,7 @@ def validate_log(raw: RawLog, cfg: DataConfig) -> ValidLog:
 
     Returns:
         A :class:`ValidLog` whose frame has ``user``/``item`` (Int64), ``category`` (Int64,
-        when the log has one), ``behavior`` (``pl.Enum`` of the vocabulary in funnel order: the
-        names read as strings, the physical codes are behaviour indices), ``timestamp`` (Int64
+        when the log has one), ``behavior`` (Utf8, vocabulary names), ``timestamp`` (Int64
         Unix seconds, when the log has one) and ``split`` (when the log has one), in file
         order; ``dropped`` counts removed rows by reason (non-zero reasons only).
 
@@ -160,21 +172,36 @@ def validate_log(raw: RawLog, cfg: DataConfig) -> ValidLog:
 
     present = [c for c in _VALUE_COLUMNS if c in frame.columns]
     schema = frame.schema
+    seen_behaviors: set[str] = set() if "behavior" in present else {cfg.default_behavior}
 
-    def checks(col: str, slow: bool) -> tuple[pl.Expr, pl.Expr]:
+    def checks(col: str, slow: bool) -> tuple[pl.Expr, pl.Expr | None]:
         dtype = schema[col]
         if col in ("user", "item", "category"):
             return _id_check(col, dtype, slow)
         if col == "behavior":
-            return _behavior_check(frame["behavior"], mapping)
+            return _behavior_check(frame["behavior"], mapping, seen_behaviors)
         if col == "timestamp":
             return _timestamp_check(dtype, lo, hi, slow)
         return _split_check(dtype, slow)
 
-    exprs: list[pl.Expr] = [pl.all_horizontal([pl.col(c).is_null() for c in present]).alias("_blank")]
+    # Typed integer columns whose null count (free) and min / max (one cheap pass) show
+    # that every value is valid need no per-row reason code at all.
+    clean = _clean_integer_columns(frame, present, lo, hi)
+    exprs: list[pl.Expr] = []
+    code_cols: list[str] = []
     for col in present:
+        if col in clean:
+            exprs.append(pl.col(col).cast(pl.Int64))
+            continue
         value, code = checks(col, slow=False)
-        exprs += [value.alias(col), code.alias(f"_code_{col}")]
+        exprs.append(value.alias(col))
+        if code is not None:
+            exprs.append(code.alias(f"_code_{col}"))
+            code_cols.append(f"_code_{col}")
+    # a blank row has every column null: look for one only when every column has nulls
+    blank_possible = all(frame[c].null_count() > 0 for c in present)
+    if blank_possible:
+        exprs.append(pl.all_horizontal([pl.col(c).is_null() for c in present]).alias("_blank"))
     t = frame.select(exprs)
 
     # slow fallbacks (stripped text; float / ISO timestamps) only for text columns where a
@@ -182,7 +209,8 @@ def validate_log(raw: RawLog, cfg: DataConfig) -> ValidLog:
     redo = [
         c
         for c in present
-        if t[f"_code_{c}"].null_count() < n
+        if f"_code_{c}" in code_cols
+        and t[f"_code_{c}"].null_count() < n
         and c != "behavior"  # decided per distinct value already
         and not (schema[c].is_numeric() or schema[c].is_temporal())
         and bool((t[f"_code_{c}"].is_not_null() & frame[c].is_not_null()).any())
@@ -191,23 +219,28 @@ def validate_log(raw: RawLog, cfg: DataConfig) -> ValidLog:
         again: list[pl.Expr] = []
         for col in redo:
             value, code = checks(col, slow=True)
+            assert code is not None
             again += [value.alias(col), code.alias(f"_code_{col}")]
         t = t.with_columns(frame.select(again).get_columns())
 
-    code_cols = [f"_code_{c}" for c in present]
+    values = [c for c in _VALUE_COLUMNS if c in present]
+    failing = [c for c in code_cols if t[c].null_count() < n]
+    has_blank = blank_possible and bool(t["_blank"].any())
     codes: np.ndarray | None = None
     ok: np.ndarray | None = None
-    sub = t
-    if bool(t["_blank"].any()) or any(t[c].null_count() < n for c in code_cols):
-        basic = t.select(
-            pl.when(pl.col("_blank"))
-            .then(pl.lit(BLANK, pl.UInt8))
-            .otherwise(pl.coalesce([pl.col(c) for c in code_cols]))
-            .fill_null(0)
-        ).to_series()
-        codes = basic.to_numpy().astype(np.uint8, copy=True)
+    sub = t.select(values)
+    if has_blank or failing:
+        first_fail = pl.coalesce([pl.col(c) for c in failing]) if failing else pl.lit(None, dtype=pl.UInt8)
+        blank = pl.col("_blank") if has_blank else pl.lit(False)
+        basic = t.select(pl.when(blank).then(pl.lit(BLANK, pl.UInt8)).otherwise(first_fail).fill_null(0))
+        codes = basic.to_series().to_numpy().astype(np.uint8, copy=True)
         ok = codes == 0
-        sub = t.filter(pl.Series(ok))
+        bad = (codes != 0) & (codes != BLANK)
+        if cfg.on_error == "fail" and bad.any():
+            # only a duplicate / conflict *before* the first bad row can be reported first,
+            # so the row-pair checks need not look further
+            ok[int(np.argmax(bad)) :] = False
+        sub = drop_rows(sub, ok)
 
     late = _late_codes(sub)
     if late is not None:
@@ -217,31 +250,37 @@ def validate_log(raw: RawLog, cfg: DataConfig) -> ValidLog:
             assert ok is not None
             codes[np.flatnonzero(ok)] = late
 
-    values = [c for c in _VALUE_COLUMNS if c in present]
     dropped: dict[str, int] = {}
     if codes is None:
-        out = sub.select(values)
+        out = sub
     else:
         offending = (codes != 0) & (codes != BLANK)
         if cfg.on_error == "fail" and offending.any():
             raise _row_error(raw, t, codes, int(np.argmax(offending)), vocab, lo, hi)
         dropped = _count_and_warn(raw, codes)
         keep = codes == 0
-        out = sub.filter(pl.Series(keep if ok is None else keep[ok])).select(values)
+        out = drop_rows(sub, keep if ok is None else keep[ok])
         if out.height == 0:
             raise DataError(
                 f"no valid rows left after validation (dropped: {_format_counts(dropped)})", file=src
             )
     if "behavior" not in present:
         # no behaviour column: every event is the default behaviour
-        out = out.with_columns(pl.lit(cfg.default_behavior).cast(pl.Enum(list(vocab))).alias("behavior"))
+        out = out.with_columns(pl.lit(cfg.default_behavior, dtype=pl.String).alias("behavior"))
         out = out.select([c for c in _VALUE_COLUMNS if c in out.columns])
 
     return ValidLog(
         frame=out,
         source=src,
         behaviors=vocab,
-        target_behavior=_target_behavior(raw.target_behavior, vocab, out),
+        # the behaviours seen while mapping are those of the output when no row was dropped
+        target_behavior=_target_behavior(
+            raw.target_behavior,
+            vocab,
+            out,
+            seen_behaviors or set(vocab),  # empty: junk column, mapped in one generic pass
+            exact=codes is None and bool(seen_behaviors),
+        ),
         dropped=dropped,
         meta=dict(raw.meta),
     )
@@ -266,6 +305,46 @@ def behavior_mapping(dataset_map: dict[str, str], cfg: DataConfig) -> dict[str, 
     mapping.update({str(k): v for k, v in dataset_map.items() if v in vocab})
     mapping.update({str(k): v for k, v in cfg.behavior_map.items()})
     return mapping
+
+
+def drop_rows(frame: pl.DataFrame, keep: np.ndarray) -> pl.DataFrame:
+    """``frame.filter(keep)``; when only a few rows go, the kept runs are zero-copy slices
+    (a filter would copy every column for the sake of a handful of bad rows)."""
+    gone = np.flatnonzero(~keep)
+    if gone.size == 0:
+        return frame
+    if gone.size > _MAX_SLICES:
+        return frame.filter(pl.Series(keep))
+    starts = np.concatenate([[0], gone + 1])
+    ends = np.concatenate([gone, [frame.height]])
+    parts = [frame.slice(int(a), int(b - a)) for a, b in zip(starts, ends) if b > a]
+    return pl.concat(parts, rechunk=False) if parts else frame.clear()
+
+
+def _clean_integer_columns(frame: pl.DataFrame, present: list[str], lo: int, hi: int) -> set[str]:
+    """Typed integer id / timestamp columns in which every value is valid, found from the
+    null count (metadata) and min / max (one pass, nothing allocated)."""
+    cand = [
+        c
+        for c in present
+        if c in ("user", "item", "category", "timestamp")
+        and frame.schema[c].is_integer()
+        and not frame[c].null_count()
+    ]
+    if not cand:
+        return set()
+    stats = frame.select(
+        [e for c in cand for e in (pl.col(c).min().alias(f"{c}_min"), pl.col(c).max().alias(f"{c}_max"))]
+    ).row(0)
+    clean = set()
+    for k, c in enumerate(cand):
+        low, high = stats[2 * k], stats[2 * k + 1]
+        if c == "timestamp":
+            if low >= lo and high < hi:
+                clean.add(c)
+        elif low >= 0 and high <= np.iinfo(np.int64).max:
+            clean.add(c)
+    return clean
 
 
 def _lit(code: int) -> pl.Expr:
@@ -307,13 +386,15 @@ def _id_check(col: str, dtype: pl.DataType, slow: bool) -> tuple[pl.Expr, pl.Exp
 
 
 def _behavior_check(
-    values: pl.Series, mapping: dict[str, str]
-) -> tuple[pl.Expr, pl.Expr]:
+    values: pl.Series, mapping: dict[str, str], found: set[str] | None = None
+) -> tuple[pl.Expr, pl.Expr | None]:
     """Vocabulary name and reason code (null = valid) of the behaviour column.
 
     A log has few distinct behaviour values, so the mapping is decided per distinct value
     (surrounding spaces tolerated) and the column is only touched to rename values that
-    need it (``replace_strict`` over every row costs several times more).
+    need it (``replace_strict`` over every row costs several times more). The vocabulary
+    names seen are added to ``found`` (left empty for a junk column). The code is
+    ``None`` when every value is known.
     """
     unknown_c = _lit(_CODE[("unknown_behavior", "behavior")])
     c = pl.col("behavior")
@@ -332,14 +413,16 @@ def _behavior_check(
         name = mapping.get(raw, mapping.get(raw.strip()))
         if name is None:
             unknown.append(raw)
-        elif name != raw:
-            rename[raw] = name
+        else:
+            if found is not None:
+                found.add(name)
+            if name != raw:
+                rename[raw] = name
     v = s.replace(rename) if rename else s
     bad: pl.Expr | None = s.is_in(unknown) if unknown else None
     if has_null:
         bad = s.is_null() if bad is None else (bad | s.is_null())
-    code = pl.when(bad).then(unknown_c) if bad is not None else pl.lit(None, dtype=pl.UInt8)
-    return v, code
+    return v, (pl.when(bad).then(unknown_c) if bad is not None else None)
 
 
 def _timestamp_check(dtype: pl.DataType, lo: int, hi: int, slow: bool) -> tuple[pl.Expr, pl.Expr]:
@@ -352,9 +435,7 @@ def _timestamp_check(dtype: pl.DataType, lo: int, hi: int, slow: bool) -> tuple[
         code = pl.when(c.is_null()).then(bad_c).when(v.is_null() | (v < lo) | (v >= hi)).then(oor_c)
         return v, code
     if dtype.is_float():
-        code = (
-            pl.when(c.is_null() | ~c.is_finite()).then(bad_c).when((c < lo) | (c >= hi)).then(oor_c)
-        )
+        code = pl.when(c.is_null() | ~c.is_finite()).then(bad_c).when((c < lo) | (c >= hi)).then(oor_c)
         return pl.when(code.is_null()).then(c.floor().cast(pl.Int64)), code
     if dtype.is_temporal() and dtype != pl.Time and not isinstance(dtype, pl.Duration):
         v = (c if isinstance(dtype, pl.Datetime) else c.cast(pl.Datetime("us"))).dt.epoch("s")
@@ -404,24 +485,29 @@ def _duplicate_rows(sub: pl.DataFrame, keys: list[str]) -> np.ndarray | None:
     """Rows equal (on ``keys``) to an earlier row, or ``None``.
 
     A polars ``is_first_distinct`` over a struct of all keys is ~10x slower than hashing
-    rows and sorting the hashes, so: hash every row, and run the exact check only on the
-    rows whose hash occurs more than once (real duplicates or, rarely, collisions).
+    rows and sorting the hashes, so: hash every row to a 32-bit fingerprint (sorting 32-bit
+    keys takes half the time of 64-bit ones), and run the exact check only on the rows
+    whose fingerprint occurs more than once: real duplicates plus fingerprint collisions
+    (about n**2 / 2**33 of them: ~12k pairs for 10M rows, cheap to check exactly).
     """
-    h = sub.select(keys).hash_rows(seed=0).to_numpy()
+    h = (sub.select(keys).hash_rows(seed=0).to_numpy() >> np.uint64(32)).astype(np.uint32)
     hs = np.sort(h)
     same = hs[1:] == hs[:-1]
     if not same.any():
         return None
-    shared = np.unique(hs[1:][same])
-    at = np.minimum(np.searchsorted(shared, h), shared.size - 1)
-    cand = shared[at] == h
+    shared = np.unique(hs[1:][same]).tolist()
+    cand = np.flatnonzero(pl.Series(h).is_in(shared).to_numpy())
+    # gather the few candidate rows (in file order) rather than filter every column
     first = (
-        sub.select(keys).filter(pl.Series(cand)).select(pl.struct(keys).is_first_distinct()).to_series()
-    ).to_numpy()
+        sub.select(pl.col(keys).gather(pl.Series(cand)))
+        .select(pl.struct(keys).is_first_distinct())
+        .to_series()
+        .to_numpy()
+    )
     if first.all():
         return None
     mask = np.zeros(sub.height, dtype=bool)
-    mask[np.flatnonzero(cand)[~first]] = True
+    mask[cand[~first]] = True
     return mask
 
 
@@ -431,25 +517,32 @@ def _conflicting_rows(sub: pl.DataFrame) -> np.ndarray | None:
     A polars window (``first().over("item")``) over every row is slow, so a direct-address
     table indexed by item id first tells whether any item has two categories (whichever
     row's write wins, a second category differs from it); the exact window runs only on
-    the rows of such items.
+    the rows of such items. The columns are read chunk by chunk, as zero-copy views.
     """
-    it = sub["item"].to_numpy()
-    cat = sub["category"].to_numpy()
-    n = it.shape[0]
-    hi = int(it.max()) if n else 0
-    if hi >= max(2 * n, 1 << 22):
-        flags = sub.select(pl.col("category") != pl.col("category").first().over("item")).to_series()
-        out = flags.to_numpy()
+    n = sub.height
+    if n == 0:
+        return None
+    hi = sub["item"].max()
+    if not isinstance(hi, int) or hi >= max(2 * n, 1 << 22):
+        out = sub.select(pl.col("category") != pl.col("category").first().over("item")).to_series().to_numpy()
         return out if out.any() else None
-    small = cat.size == 0 or int(cat.max()) < np.iinfo(np.int32).max
+    pair = sub.select("item", "category")
+    if pair["item"].chunk_lengths() != pair["category"].chunk_lengths():
+        pair = pair.rechunk()  # the per-chunk loops below need aligned chunks
+    items = [c.to_numpy() for c in pair["item"].get_chunks()]
+    cats = [c.to_numpy() for c in pair["category"].get_chunks()]
+    cat_max = sub["category"].max()
+    small = isinstance(cat_max, int) and cat_max < np.iinfo(np.int32).max
     table = np.empty(hi + 1, dtype=np.int32 if small else np.int64)
-    table[it] = cat
-    differs = table[it] != cat
-    if not differs.any():
+    for it, cat in zip(items, cats):
+        table[it] = cat
+    bad_items = [it[table[it] != cat] for it, cat in zip(items, cats)]
+    if not any(b.size for b in bad_items):
         return None
     bad_item = np.zeros(hi + 1, dtype=bool)
-    bad_item[it[differs]] = True
-    rows = bad_item[it]
+    for b in bad_items:
+        bad_item[b] = True
+    rows = np.concatenate([bad_item[it] for it in items])
     flags = (
         sub.select("item", "category")
         .filter(pl.Series(rows))
@@ -507,8 +600,7 @@ def _row_error(
         "non_integer_category": "category id is not an integer",
         "negative_category": "category id is negative",
         "unknown_behavior": (
-            f"unknown behaviour (expected one of {', '.join(vocab)}; "
-            "map other values with data.behavior_map)"
+            f"unknown behaviour (expected one of {', '.join(vocab)}; map other values with data.behavior_map)"
         ),
         "bad_timestamp": "unparseable timestamp",
         "timestamp_out_of_range": f"timestamp outside the valid range [{lo}, {hi}) in Unix seconds",
@@ -553,15 +645,28 @@ def _format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
 
 
-def _target_behavior(given: str | None, vocab: Sequence[str], frame: pl.DataFrame) -> str | None:
+def _target_behavior(
+    given: str | None, vocab: Sequence[str], frame: pl.DataFrame, seen: set[str], exact: bool
+) -> str | None:
     """The dataset's target if in the vocabulary, else ``buy`` if present, else the last
-    behaviour present in funnel order."""
+    behaviour present in funnel order.
+
+    ``seen``: the behaviours of the log before rows were dropped (a superset of those of
+    ``frame``); ``exact``: no row was dropped, so ``seen`` is exactly ``frame``'s set.
+    Otherwise presence is checked one behaviour at a time (usually only ``buy``), which is
+    cheaper than a ``unique`` over every row.
+    """
     if given is not None and given in vocab:
         return given
-    present = set(frame["behavior"].unique().to_list())
-    if "buy" in vocab and "buy" in present:
+
+    def present(name: str) -> bool:
+        if name not in seen:
+            return False
+        return exact or bool((frame["behavior"] == name).any())
+
+    if "buy" in vocab and present("buy"):
         return "buy"
     for name in reversed(vocab):
-        if name in present:
+        if present(name):
             return name
     return None
