@@ -117,12 +117,18 @@ def _peak_rss_mb() -> float:
 
 
 class _StageClock:
-    """Times named stages, prints progress to stderr and records the peak RSS after each."""
+    """Times named stages, prints progress to stderr and records the peak RSS after each;
+    optionally runs cProfile per stage (``profile=True``; slows the run, so such runs are
+    never the reported ones)."""
 
-    def __init__(self, impl: str) -> None:
+    def __init__(self, impl: str, profile: bool = False) -> None:
         self.impl = impl
         self.seconds: dict[str, float] = {}
+        self.substages: dict[str, float] = {}
         self.peak_after: dict[str, float] = {}
+        self.profiles: dict[str, str] = {}
+        self._profile = profile
+        self._prof: Any = None
         self._name = ""
         self._t0 = 0.0
         self._created = time.perf_counter()
@@ -132,16 +138,29 @@ class _StageClock:
         self.seconds["import"] = time.perf_counter() - self._created
         self.peak_after["import"] = _peak_rss_mb()
 
+    def sub(self, name: str, seconds: float) -> None:
+        """Record a part of the current stage (e.g. ``graph.adjacency``)."""
+        self.substages[f"{self._name}.{name}"] = seconds
+
     def __call__(self, name: str) -> _StageClock:
         self._name = name
         return self
 
     def __enter__(self) -> None:
         print(f"  [{self.impl}] {self._name} ...", file=sys.stderr, flush=True)
+        if self._profile:
+            import cProfile
+
+            self._prof = cProfile.Profile()
+            self._prof.enable()
         self._t0 = time.perf_counter()
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         dt = time.perf_counter() - self._t0
+        if self._prof is not None:
+            self._prof.disable()
+            self.profiles[self._name] = _profile_text(self._prof)
+            self._prof = None
         if exc_type is None:
             self.seconds[self._name] = self.seconds.get(self._name, 0.0) + dt
             self.peak_after[self._name] = _peak_rss_mb()
@@ -150,6 +169,17 @@ class _StageClock:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _profile_text(prof: Any, top: int = 25) -> str:
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return buf.getvalue()
 
 
 def _run_gnnrec(path: Path, fmt: str, split_mode: str, seed: int, clock: _StageClock) -> dict[str, Any]:
@@ -181,8 +211,12 @@ def _run_gnnrec(path: Path, fmt: str, split_mode: str, seed: int, clock: _StageC
     with clock("split"):
         split = make_split(table, split_cfg, seed)
     with clock("graph"):
+        t = time.perf_counter()
         data = build_train_data(table, split, graph_cfg, positives="target")
+        clock.sub("edges", time.perf_counter() - t)
+        t = time.perf_counter()
         adj = data.norm_adj()
+        clock.sub("adjacency", time.perf_counter() - t)
 
     a = split.assign
     crow = adj.crow_indices()
@@ -223,18 +257,27 @@ def _run_pandas(path: Path, fmt: str, split_mode: str, seed: int, clock: _StageC
     with clock("split"):
         assign = ref.split(table, split_mode, seed)
     with clock("graph"):
-        graph = ref.graph(table, assign)
-    return ref.summarize(table, assign, graph, rows_read)
+        t = time.perf_counter()
+        edges, positives = ref.edges(table, assign)
+        clock.sub("edges", time.perf_counter() - t)
+        t = time.perf_counter()
+        adj = ref.adjacency(table, assign)
+        clock.sub("adjacency", time.perf_counter() - t)
+    return ref.summarize(table, assign, ref.Graph(edges, positives, adj), rows_read)
 
 
-def measure(impl: str, path: Path, fmt: str, split_mode: str, seed: int) -> dict[str, Any]:
+def measure(
+    impl: str, path: Path, fmt: str, split_mode: str, seed: int, profile_path: Path | None = None
+) -> dict[str, Any]:
     """Run one implementation once: stage seconds, peak RSS, thread pools and output counts.
 
     Meant to run in a fresh process (``--child``) so that imports and peak RSS belong to
-    this implementation alone; in-process calls (tests) get the same counts.
+    this implementation alone; in-process calls (tests) get the same counts. With
+    ``profile_path``, each stage runs under cProfile and the top functions per stage are
+    written there.
     """
     rss_start = _rss_mb()
-    clock = _StageClock(impl)
+    clock = _StageClock(impl, profile=profile_path is not None)
     runner = {"gnnrec": _run_gnnrec, "pandas": _run_pandas}[impl]
     counts = runner(Path(path), fmt, split_mode, seed, clock)
     total = sum(clock.seconds[s] for s in STAGES)
@@ -245,9 +288,16 @@ def measure(impl: str, path: Path, fmt: str, split_mode: str, seed: int) -> dict
         threads["torch"] = sys.modules["torch"].get_num_threads()
     if "pyarrow" in sys.modules:  # pandas 3 keeps strings in Arrow arrays
         threads["pyarrow"] = sys.modules["pyarrow"].cpu_count()
+    if profile_path is not None:
+        text = [f"cProfile of {impl} per stage ({path}, split {split_mode})\n"]
+        for stage in STAGES:
+            text.append(f"\n{'=' * 30} {stage}: {clock.seconds[stage]:.2f} s (under the profiler)\n")
+            text.append(clock.profiles.get(stage, ""))
+        Path(profile_path).write_text("".join(text))
     return {
         "impl": impl,
         "stages": {s: clock.seconds[s] for s in STAGES},
+        "substages": dict(clock.substages),
         "import_s": clock.seconds["import"],
         "total_s": total,
         "rows_per_s": counts["rows_read"] / total if total > 0 else float("inf"),
@@ -266,7 +316,8 @@ def child_main(args: argparse.Namespace) -> int:
 
     # torch announces its CSR support as beta on first use; it is noise in a progress log
     warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
-    out = measure(args.child, Path(args.input), args.format, args.split, args.seed)
+    profile = Path(args.profile_out) if args.profile_out else None
+    out = measure(args.child, Path(args.input), args.format, args.split, args.seed, profile)
     print(_CHILD_RESULT_PREFIX + json.dumps(out), flush=True)
     return 0
 
@@ -308,7 +359,7 @@ def ensure_log(rows: int, seed: int, fmt: str, data_dir: Path) -> tuple[Path, di
 
     t0 = time.perf_counter()
     if not parquet.exists() or not meta_path.exists():
-        calib_users = 2000
+        calib_users = min(2000, max(200, rows // 80))  # about 80 events per simulated user
         calib = data_dir / f"calibration-s{seed}.parquet"
         print(f"calibrating the simulator on {calib_users} users ...", file=sys.stderr, flush=True)
         write_synthetic(calib, _synthetic_config(calib_users), seed)
@@ -370,7 +421,9 @@ def _warm_page_cache(path: Path) -> None:
 # --------------------------------------------------------------------------- parent side
 
 
-def _run_child(impl: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _run_child(
+    impl: str, path: Path, args: argparse.Namespace, profile_out: Path | None = None
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -385,12 +438,14 @@ def _run_child(impl: str, path: Path, args: argparse.Namespace) -> dict[str, Any
         "--seed",
         str(args.seed),
     ]
+    if profile_out is not None:
+        cmd += ["--profile-out", str(profile_out)]
     env = dict(os.environ)
     if args.threads:
         for var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(args.threads)
     # stderr (progress lines) goes straight through; stdout carries the result line
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=Path.cwd())
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=Path.cwd(), check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_CHILD_RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         sys.stdout.write(proc.stdout)
@@ -405,10 +460,12 @@ def _median(xs: list[float]) -> float:
 def _aggregate(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     """Median stage times over repeats; the largest peak RSS."""
     stages = {s: _median([r["stages"][s] for r in runs]) for s in STAGES}
+    substages = {k: _median([r["substages"][k] for r in runs]) for k in runs[0]["substages"]}
     totals = [r["total_s"] for r in runs]
     total = _median(totals)
     return {
         "stages_s": stages,
+        "substages_s": substages,
         "total_s": total,
         "total_s_min": min(totals),
         "total_s_all": totals,
@@ -456,12 +513,14 @@ def machine_info() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
         usable = os.cpu_count()
-    versions = {}
-    for mod in ("polars", "pandas", "numpy", "scipy", "torch", "pyarrow"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:  # pragma: no cover
-            versions[mod] = None
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for dist in ("polars", "pandas", "numpy", "scipy", "torch", "pyarrow"):
+        try:  # from the installed metadata: importing torch here would cost seconds
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            versions[dist] = None
     commit = None
     try:
         res = subprocess.run(
@@ -470,8 +529,19 @@ def machine_info() -> dict[str, Any]:
             capture_output=True,
             text=True,
             timeout=5,
+            check=False,
         )
         commit = res.stdout.strip() or None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=_BENCH_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if commit and dirty.stdout.strip():
+            commit += "+dirty"  # measured code differs from the commit
     except (OSError, subprocess.SubprocessError):  # pragma: no cover
         pass
     return {
@@ -500,15 +570,34 @@ def _table_rows(result: dict[str, Any]) -> list[list[str]]:
     rows = []
     for s in STAGES:
         rows.append(
-            [f"{s} (s)", _fmt_s(g["stages_s"][s]), _fmt_s(p["stages_s"][s]), _ratio(p["stages_s"][s], g["stages_s"][s])]
+            [
+                f"{s} (s)",
+                _fmt_s(g["stages_s"][s]),
+                _fmt_s(p["stages_s"][s]),
+                _ratio(p["stages_s"][s], g["stages_s"][s]),
+            ]
         )
-    rows.append(["**total (s)**", _fmt_s(g["total_s"]), _fmt_s(p["total_s"]), _ratio(p["total_s"], g["total_s"])])
+        for key in g["substages_s"]:
+            if key.startswith(f"{s}.") and key in p["substages_s"]:
+                gs, ps = g["substages_s"][key], p["substages_s"][key]
+                rows.append([f"&nbsp;&nbsp;{key} (s)", _fmt_s(gs), _fmt_s(ps), _ratio(ps, gs)])
+    rows.append(
+        ["**total (s)**", _fmt_s(g["total_s"]), _fmt_s(p["total_s"]), _ratio(p["total_s"], g["total_s"])]
+    )
     rows.append(
         [
             "**rows/s**",
             f"{g['rows_per_s'] / 1e6:.2f} M",
             f"{p['rows_per_s'] / 1e6:.2f} M",
             _ratio(g["rows_per_s"], p["rows_per_s"]),
+        ]
+    )
+    rows.append(
+        [
+            "best run: total (s) / rows/s",
+            f"{g['total_s_min']:.2f} / {result['data']['rows'] / g['total_s_min'] / 1e6:.2f} M",
+            f"{p['total_s_min']:.2f} / {result['data']['rows'] / p['total_s_min'] / 1e6:.2f} M",
+            _ratio(p["total_s_min"], g["total_s_min"]),
         ]
     )
     rows.append(
@@ -548,22 +637,34 @@ def render_markdown(result: dict[str, Any]) -> str:
     """The result as a Markdown report (command, machine, data, table, equivalence)."""
     m, d = result["machine"], result["data"]
     g = result["gnnrec"]
+    loads = "; ".join(
+        f"{impl} " + ", ".join(f"{run['loadavg_before'][0]:.1f}" for run in result[impl]["runs"])
+        for impl in IMPLEMENTATIONS
+    )
     lines = [
         "# Ingest + split + graph build throughput",
         "",
         f"- Command: `{result['command']}`",
         f"- Date: {result['date']}",
-        f"- Machine: {m['nproc']} cores ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
-        f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_start'])}",
-        f"- Software: Python {m['python']}, "
-        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-        + (f"; commit {m['commit']}" if m.get("commit") else ""),
+        (
+            f"- Machine: {m['nproc']} cores ({m['cpu_model']}), {m['ram_gib']} GiB RAM; "
+            f"1-min load average before each run: {loads}"
+        ),
+        (
+            f"- Software: Python {m['python']}, "
+            + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+            + (f"; commit {m['commit']}" if m.get("commit") else "")
+        ),
         f"- Threads: gnnrec {g['threads']}, pandas {result['pandas']['threads']}",
-        f"- Data: {d['rows']:,} rows ({d['format']}, {d['file_mb']:.0f} MB), synthetic seed {d['seed']}, "
-        f"{d['synthetic']['num_users']:,} simulated users, {d['synthetic']['num_items']:,} items, "
-        f"{d['synthetic']['num_categories']} categories; split `{result['split']}`",
-        f"- Repeats: {result['repeat']} per implementation, each in a fresh process, order alternating; "
-        "stage times are medians, peak RSS the maximum",
+        (
+            f"- Data: {d['rows']:,} rows ({d['format']}, {d['file_mb']:.0f} MB), synthetic seed {d['seed']}, "
+            f"{d['synthetic']['num_users']:,} simulated users, {d['synthetic']['num_items']:,} items, "
+            f"{d['synthetic']['num_categories']} categories; split `{result['split']}`"
+        ),
+        (
+            f"- Repeats: {result['repeat']} per implementation, each in a fresh process, order alternating; "
+            "stage times are medians, peak RSS the maximum, best run = the fastest total"
+        ),
         "",
         "| metric | gnnrec | pandas | ratio |",
         "|---|---:|---:|---:|",
@@ -583,8 +684,11 @@ def render_markdown(result: dict[str, Any]) -> str:
     met = "met" if result["target_met"] else "NOT met"
     lines += [
         "",
-        f"Target >= {TARGET_ROWS_PER_S / 1e6:.0f} M rows/s end to end: **{met}** "
-        f"(gnnrec {g['rows_per_s'] / 1e6:.2f} M rows/s).",
+        (
+            f"Target >= {TARGET_ROWS_PER_S / 1e6:.0f} M rows/s end to end: **{met}** "
+            f"(gnnrec {g['rows_per_s'] / 1e6:.2f} M rows/s median, "
+            f"{result['data']['rows'] / g['total_s_min'] / 1e6:.2f} M rows/s best run)."
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -597,11 +701,13 @@ def _print_table(result: dict[str, Any]) -> None:
     except ImportError:  # pragma: no cover - rich is a declared dependency
         print(render_markdown(result))
         return
-    table = Table(title=f"ingest + split + graph, {result['data']['rows']:,} rows ({result['data']['format']})")
+    table = Table(
+        title=f"ingest + split + graph, {result['data']['rows']:,} rows ({result['data']['format']})"
+    )
     for col, justify in (("metric", "left"), ("gnnrec", "right"), ("pandas", "right"), ("ratio", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in _table_rows(result):
-        table.add_row(*[cell.replace("**", "") for cell in row])
+        table.add_row(*[cell.replace("**", "").replace("&nbsp;", " ") for cell in row])
     console = Console()
     console.print(table)
     console.print(RATIO_NOTE)
@@ -611,7 +717,9 @@ def _print_table(result: dict[str, Any]) -> None:
     for x in result["mismatches"]:
         console.print(f"  [red]{x}[/red]")
     met = "[green]met[/green]" if result["target_met"] else "[red]NOT met[/red]"
-    console.print(f"target >= {TARGET_ROWS_PER_S / 1e6:.0f} M rows/s: {met} ({g['rows_per_s'] / 1e6:.2f} M rows/s)")
+    console.print(
+        f"target >= {TARGET_ROWS_PER_S / 1e6:.0f} M rows/s: {met} ({g['rows_per_s'] / 1e6:.2f} M rows/s)"
+    )
 
 
 def parent_main(args: argparse.Namespace, argv: list[str]) -> int:
@@ -629,13 +737,19 @@ def parent_main(args: argparse.Namespace, argv: list[str]) -> int:
     for r in range(args.repeat):
         order = IMPLEMENTATIONS if r % 2 == 0 else IMPLEMENTATIONS[::-1]
         for impl in order:
-            print(f"[{r + 1}/{args.repeat}] {impl}", file=sys.stderr, flush=True)
-            runs[impl].append(_run_child(impl, path, args))
+            load = list(os.getloadavg())
+            print(f"[{r + 1}/{args.repeat}] {impl} (load average {load[0]:.2f})", file=sys.stderr, flush=True)
+            run = _run_child(impl, path, args)
+            run["loadavg_before"] = load
+            runs[impl].append(run)
+    if args.profile:
+        print("[profile] gnnrec under cProfile (not a reported run)", file=sys.stderr, flush=True)
+        _run_child("gnnrec", path, args, profile_out=out.resolve() / "profile_gnnrec.txt")
 
     result: dict[str, Any] = {
         "benchmark": "ingest_throughput",
         "command": "python benchmarks/ingest_throughput.py " + " ".join(shlex.quote(a) for a in argv),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017 (3.10)
         "machine": machine,
         "split": args.split,
         "repeat": args.repeat,
@@ -654,7 +768,9 @@ def parent_main(args: argparse.Namespace, argv: list[str]) -> int:
     mismatches = _compare(result["gnnrec"]["counts"], result["pandas"]["counts"])
     for impl in IMPLEMENTATIONS:  # repeats must agree with themselves too (determinism)
         for run in runs[impl][1:]:
-            mismatches += [f"{impl} repeat differs: {x}" for x in _compare(runs[impl][0]["counts"], run["counts"])]
+            mismatches += [
+                f"{impl} repeat differs: {x}" for x in _compare(runs[impl][0]["counts"], run["counts"])
+            ]
     result["equivalent"] = not mismatches
     result["mismatches"] = mismatches
     g, p = result["gnnrec"], result["pandas"]
@@ -686,7 +802,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="simulator and split seed")
     parser.add_argument("--data-dir", default=None, help="log cache directory (default $TMPDIR/gnnrec-bench)")
     parser.add_argument("--threads", type=int, default=None, help="cap library thread pools (default: all)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the measured runs, one extra gnnrec run under cProfile (profile_gnnrec.txt)",
+    )
     parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     return parser
 

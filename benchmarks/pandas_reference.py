@@ -221,16 +221,24 @@ def _random(table: Table, seed: int) -> np.ndarray:
     return assign
 
 
-def graph(table: Table, assign: np.ndarray) -> Graph:
-    """Unique training edges per behaviour, positives, normalised adjacency."""
+def edges(table: Table, assign: np.ndarray) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Unique training edges per behaviour (last ts, event count) and unique positives."""
     train = table.events[assign == TRAIN]
-    edges: dict[str, pd.DataFrame] = {}
+    out: dict[str, pd.DataFrame] = {}
     for code, name in enumerate(table.behaviors):
         sub = train[train["behavior"] == code]
         if len(sub) == 0:
             continue
-        edges[name] = sub.groupby(["user", "item"], sort=True).agg(ts=("ts", "max"), count=("ts", "size")).reset_index()
+        out[name] = (
+            sub.groupby(["user", "item"], sort=True).agg(ts=("ts", "max"), count=("ts", "size")).reset_index()
+        )
     positives = train.loc[train["behavior"] == table.target, ["user", "item"]].drop_duplicates()
+    return out, positives
+
+
+def adjacency(table: Table, assign: np.ndarray) -> sp.csr_matrix:
+    """``D^-1/2 A D^-1/2`` over the unique training pairs of every behaviour."""
+    train = table.events[assign == TRAIN]
     pairs = train[["user", "item"]].drop_duplicates()
     u = pairs["user"].to_numpy()
     i = pairs["item"].to_numpy() + table.num_users
@@ -243,8 +251,13 @@ def graph(table: Table, assign: np.ndarray) -> Graph:
     with np.errstate(divide="ignore"):
         dinv = np.where(deg > 0, deg**-0.5, 0.0).astype(np.float32)
     d = sp.diags(dinv)
-    adj = (d @ a @ d).tocsr()
-    return Graph(edges=edges, positives=positives, adj=adj)
+    return (d @ a @ d).tocsr()
+
+
+def graph(table: Table, assign: np.ndarray) -> Graph:
+    """Unique training edges per behaviour, positives, normalised adjacency."""
+    e, positives = edges(table, assign)
+    return Graph(edges=e, positives=positives, adj=adjacency(table, assign))
 
 
 def summarize(table: Table, assign: np.ndarray, g: Graph, rows_read: int) -> dict[str, Any]:

@@ -157,6 +157,7 @@ class ExperimentConfig(_Section):
     name: str = "experiment"  # run name; the run directory is <out_dir>/<name>-<timestamp>
     seed: int = 0  # seeds python, numpy and torch
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default (all cores)
     out_dir: str = "runs"  # parent of run directories
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

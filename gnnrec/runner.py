@@ -171,6 +171,8 @@ def run_model(
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     (run_dir / "env.json").write_text(json.dumps(environment_info(), indent=2))
     with _FileLog(run_dir / "run.log"):
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         generator = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         prepared.table.save_vocab(run_dir / "vocab")

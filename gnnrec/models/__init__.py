@@ -4,5 +4,6 @@ from gnnrec.models.base import MODELS, PairBatch, Recommender, build_model, regi
 
 # Imported for their side effect: each module registers its models in MODELS.
 from gnnrec.models.baselines import itemknn, mf_bpr, neumf, pop  # noqa: F401  isort: skip
+from gnnrec.models import encoders  # noqa: F401  isort: skip  (registers the graph encoders)
 
 __all__ = ["MODELS", "PairBatch", "Recommender", "build_model", "register_model"]

@@ -1,0 +1,320 @@
+"""Reproduce published numbers on the Gowalla split and write the comparison table.
+
+Runs ``experiments/<model>-gowalla.yaml`` through :func:`gnnrec.runner.run` (data loading,
+validation, split and graph build inside the timed region) and records per run the config,
+overrides, git commit, machine, load average, wall and CPU time, and the test metrics.
+By default only ``gf_cf`` runs; ``--all`` adds ``mf_bpr``, ``lightgcn`` and ``ngcf`` when
+their configs exist. For models with a time target (``gf_cf``: the whole ``gnnrec run`` in
+<= 30 s) the command line ``gnnrec run CONFIG`` is also timed end to end in a fresh
+subprocess (interpreter start and imports included), ``--cli-repeat`` times.
+
+Records accumulate in ``benchmarks/results/gowalla.json`` (a rerun of one model replaces only
+that model's record); ``benchmarks/results/gowalla.md`` is rendered from them: ours /
+published / ratio, with the published numbers and citations of
+``benchmarks/references/gowalla.yaml``.
+
+Usage (from the repository root, ``TMPDIR=$PWD/.tmp GNNREC_DATA=/path/to/data``)::
+
+    python benchmarks/reproduce_gowalla.py                     # gf_cf
+    python benchmarks/reproduce_gowalla.py --all               # + mf_bpr, lightgcn, ngcf configs
+    python benchmarks/reproduce_gowalla.py --set model.params.svd=arpack --cli-repeat 0
+    python benchmarks/reproduce_gowalla.py --render-only       # re-render the table
+
+The machine may be shared: the table records the load average next to every timing; on a
+busy machine the timings are upper bounds. ``nice -n 10`` in front is polite there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS = ("gf_cf",)
+ALL_MODELS = ("gf_cf", "mf_bpr", "lightgcn", "ngcf")
+METRICS = ("recall@20", "ndcg@20")
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Linux/macOS
+        return []
+
+
+def _cpu_seconds(who: int) -> float:
+    ru = resource.getrusage(who)
+    return ru.ru_utime + ru.ru_stime
+
+
+def config_path(model: str) -> Path:
+    return ROOT / "experiments" / f"{model}-gowalla.yaml"
+
+
+def run_model(model: str, overrides: list[str], out_dir: Path) -> dict[str, Any]:
+    """Run one model's gowalla config in this process; return its record."""
+    from gnnrec.config import dump_config, load_config
+    from gnnrec.runner import prepare_data, run
+    from gnnrec.utils.runinfo import environment_info
+
+    path = config_path(model)
+    cfg = load_config(path, overrides)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
+    load_before = _loadavg()
+    cpu0 = _cpu_seconds(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    prepared = prepare_data(cfg)
+    prepare_s = time.perf_counter() - t0
+    result = run(cfg, out_dir / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}", progress=False, prepared=prepared)
+    wall = time.perf_counter() - t0
+    cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu0
+    m = result.metrics
+    env = environment_info()
+    return {
+        "model": model,
+        "config": str(path.relative_to(ROOT)),
+        "overrides": overrides,
+        "resolved_config": yaml.safe_load(dump_config(cfg)),
+        "commit": env.get("commit"),
+        "versions": {k: env.get(k) for k in ("python", "torch", "numpy", "polars")},
+        "machine": {
+            "cpu": _cpu_model(),
+            "cpus": env.get("cpus"),
+            "torch_threads": _torch_threads(),
+            "platform": env.get("platform"),
+            "device": m["device"],
+        },
+        "started_utc": started,
+        "load_avg_before": load_before,
+        "load_avg_after": _loadavg(),
+        "prepare_s": prepare_s,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "timing": m["timing"],
+        "epochs": m["epochs"],
+        "best_epoch": m["best_epoch"],
+        "test": m["test"],
+        "eval_users": m["eval_users"],
+        "data": m["data"],
+        "run_dir": str(result.run_dir),
+        "cli": None,
+    }
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def time_cli(model: str, overrides: list[str], out_dir: Path, repeat: int) -> dict[str, Any]:
+    """Time ``gnnrec run CONFIG`` end to end in fresh subprocesses; return wall/CPU per run."""
+    runs: list[dict[str, Any]] = []
+    for i in range(repeat):
+        run_dir = out_dir / f"{model}-cli-{time.strftime('%Y%m%d-%H%M%S')}-{i}"
+        cmd = [sys.executable, "-m", "gnnrec", "run", str(config_path(model)), "--out", str(run_dir), "--quiet"]
+        for o in overrides:
+            cmd += ["--set", o]
+        load = _loadavg()
+        cpu0 = _cpu_seconds(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        runs.append(
+            {
+                "wall_s": wall,
+                "cpu_s": _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0,
+                "load_avg_before": load,
+                "test": metrics["test"],
+                "timing": metrics["timing"],
+            }
+        )
+        print(f"[{model}] cli run {i + 1}/{repeat}: {wall:.1f} s wall, load {load}", flush=True)
+    rel = config_path(model).relative_to(ROOT)
+    return {
+        "command": f"gnnrec run {rel} --quiet" + "".join(f" --set {o}" for o in overrides),
+        "runs": runs,
+        "median_wall_s": statistics.median(r["wall_s"] for r in runs),
+        "min_wall_s": min(r["wall_s"] for r in runs),
+    }
+
+
+def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
+    """The markdown results table (ours / published / ratio) and the run records."""
+    sources = refs.get("sources", {})
+    lines = [
+        "# Gowalla: reproduction of published numbers",
+        "",
+        "Generated by `benchmarks/reproduce_gowalla.py` (do not edit by hand). Published numbers and",
+        "citations: `benchmarks/references/gowalla.yaml`; full run records: `gowalla.json`.",
+        "",
+        f"Protocol: {' '.join(refs.get('protocol', '').split())}",
+        "",
+        "Our split: `split.mode: given` with `valid_from_train: false` (the published protocol has",
+        "no validation set). Ratio = ours / published.",
+        "",
+        "| model | published as | source | metric | ours | published | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, ref in refs.get("models", {}).items():
+        rec = records.get(model)
+        for pub in ref.get("published", []):
+            for metric, value in pub["metrics"].items():
+                ours = rec["test"].get(metric) if rec else None
+                ratio = None if ours is None else ours / value
+                lines.append(
+                    f"| {model} | {ref['compare_to']} | {pub['source']} | {metric} | "
+                    f"{_fmt(ours)} | {value:.4f} | {_fmt(ratio, 3)} |"
+                )
+    lines += ["", "## Targets", ""]
+    for model, ref in refs.get("models", {}).items():
+        target = ref.get("target")
+        if not target:
+            continue
+        rec = records.get(model)
+        if rec is None:
+            lines.append(f"- {model}: not run yet (target {target}).")
+            continue
+        got = {k: rec["test"].get(k) for k in target}
+        met = all(got[k] is not None and got[k] >= v for k, v in target.items())
+        text = ", ".join(f"{k} {_fmt(got[k])} (target ≥ {v:.4f})" for k, v in target.items())
+        line = f"- {model}: accuracy **{'met' if met else 'not met'}** — {text}."
+        limit = ref.get("time_target_s")
+        if limit is not None:
+            cli = rec.get("cli")
+            if cli:
+                best, med = cli["min_wall_s"], cli["median_wall_s"]
+                loads = [r["load_avg_before"][0] for r in cli["runs"] if r["load_avg_before"]]
+                verdict = "met" if best <= limit else "not met"
+                line += (
+                    f" Time **{verdict}** (target ≤ {limit} s for `{cli['command']}`): best "
+                    f"{best:.1f} s, median {med:.1f} s of {len(cli['runs'])} run(s), 1-min load "
+                    f"average {min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} "
+                    f"on {rec['machine']['cpus']} CPUs."
+                )
+            else:
+                line += f" Time not measured with the CLI (in-process run: {rec['wall_s']:.1f} s)."
+        lines.append(line)
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "In-process `gnnrec.runner.run` (load, validate, split, graph, fit, full test evaluation;",
+        "imports excluded) and, where timed, the whole command line in a fresh process.",
+        "",
+        "| model | config | overrides | commit | prepare | fit | evaluate | run wall (CPU) | CLI wall | load avg | started (UTC) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for model, rec in records.items():
+        ov = " ".join(f"`{o}`" for o in rec["overrides"]) or "–"
+        t = rec["timing"]
+        cli = rec.get("cli")
+        cli_s = "–" if not cli else " / ".join(f"{r['wall_s']:.1f} s" for r in cli["runs"])
+        lines.append(
+            f"| {model} | `{rec['config']}` | {ov} | `{rec['commit']}` | {rec['prepare_s']:.1f} s | "
+            f"{t['fit_s']:.1f} s | {t['eval_s']:.1f} s | {rec['wall_s']:.1f} s ({rec['cpu_s']:.1f} s) | "
+            f"{cli_s} | {rec['load_avg_before']} | {rec['started_utc']} |"
+        )
+    lines += ["", "All test metrics of the latest run per model:", ""]
+    keys = sorted({k for rec in records.values() for k in rec["test"]})
+    lines.append("| model | " + " | ".join(keys) + " |")
+    lines.append("|---" * (len(keys) + 1) + "|")
+    for model, rec in records.items():
+        lines.append(f"| {model} | " + " | ".join(_fmt(rec["test"].get(k)) for k in keys) + " |")
+    lines += ["", "Sources:", ""]
+    for key, src in sources.items():
+        lines.append(f"- **{key}**: {' '.join(src['cite'].split())}")
+    machines = {
+        f"{r['machine']['cpu']}, {r['machine']['cpus']} CPUs, torch threads {r['machine']['torch_threads']}, "
+        f"{r['machine']['platform']}, Python {r['versions']['python']}, torch {r['versions']['torch']}, "
+        f"numpy {r['versions']['numpy']}"
+        for r in records.values()
+    }
+    if machines:
+        lines += ["", "Machines: " + "; ".join(sorted(machines))]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=None, help="models to run (default: gf_cf)")
+    p.add_argument("--all", action="store_true", help=f"run {', '.join(ALL_MODELS)} (those with a config)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override applied to every model (repeatable)",
+    )
+    p.add_argument(
+        "--cli-repeat",
+        type=int,
+        default=3,
+        help="end-to-end `gnnrec run` timings for models with a time target (0 = skip)",
+    )
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/gowalla", help="parent of run directories")
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/gowalla.md")
+    p.add_argument("--references", type=Path, default=ROOT / "benchmarks/references/gowalla.yaml")
+    p.add_argument("--render-only", action="store_true", help="only re-render the table from the records")
+    args = p.parse_args(argv)
+
+    refs = yaml.safe_load(args.references.read_text())
+    records_path = args.results.with_suffix(".json")
+    records: dict[str, Any] = json.loads(records_path.read_text()) if records_path.exists() else {}
+    if not args.render_only:
+        models = args.models or list(ALL_MODELS if args.all else DEFAULT_MODELS)
+        for model in models:
+            if not config_path(model).exists():
+                print(f"skip {model}: {config_path(model).relative_to(ROOT)} not found", flush=True)
+                continue
+            record = run_model(model, list(args.overrides), args.out)
+            t = record["test"]
+            print(
+                f"[{model}] test recall@20 {t.get('recall@20', float('nan')):.4f} ndcg@20 "
+                f"{t.get('ndcg@20', float('nan')):.4f}; {record['wall_s']:.1f} s in process",
+                flush=True,
+            )
+            if refs.get("models", {}).get(model, {}).get("time_target_s") and args.cli_repeat > 0:
+                record["cli"] = time_cli(model, list(args.overrides), args.out, args.cli_repeat)
+            records[model] = record
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            records_path.write_text(json.dumps(records, indent=2) + "\n")
+            args.results.write_text(render(records, refs))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(render(records, refs))
+    print(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""LightGCN: linear propagation over the user–item graph with a layer-mean readout."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from gnnrec.errors import ConfigError
+from gnnrec.graph.data import GraphMeta, TrainData
+from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
+from gnnrec.models.baselines.mf_bpr import ego_l2
+from gnnrec.models.encoders.propagation import propagate
+
+
+class LightGCNConfig(ModelConfig):
+    """Hyper-parameters of :class:`LightGCN`."""
+
+    dim: int = Field(64, ge=1)  # embedding size d
+    num_layers: int = Field(3, ge=0)  # propagation layers K (0 = matrix factorisation)
+    reg: float = Field(1e-4, ge=0)  # L2 weight on the batch's ego embeddings (see ego_l2)
+    init: Literal["normal", "xavier"] = "normal"  # normal(0, init_std) or xavier_uniform
+    init_std: float = Field(0.1, gt=0)  # std of the normal init (LightGCN-PyTorch: 0.1)
+    behaviors: tuple[str, ...] | None = None  # edge behaviours forming the graph; None = all
+    backend: Literal["pyg", "dgl"] = "pyg"  # dgl: same function by DGL message passing (dgl_models)
+
+
+def check_behaviors(behaviors: tuple[str, ...] | None, meta: GraphMeta, key: str) -> tuple[str, ...] | None:
+    """Validate a model's ``behaviors`` option against the graph's edge types.
+
+    Returns the de-duplicated tuple (``None`` stays ``None`` = all edge behaviours).
+
+    Raises:
+        ConfigError: a behaviour that is not an edge type of the training graph.
+    """
+    if behaviors is None:
+        return None
+    unknown = [b for b in behaviors if b not in meta.behaviors]
+    if unknown:
+        raise ConfigError(
+            f"{key}: behaviour '{unknown[0]}' is not an edge type of the training graph "
+            f"(graph edge behaviours: {list(meta.behaviors)}; see graph.behaviors)"
+        )
+    return tuple(dict.fromkeys(behaviors))
+
+
+@register_model(
+    "lightgcn",
+    config=LightGCNConfig,
+    description="LightGCN: linear graph convolution with layer-mean readout (He et al. 2020).",
+)
+class LightGCN(Recommender):
+    r"""LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+    Recommendation", SIGIR 2020, https://arxiv.org/abs/2002.02126).
+
+    With ego embeddings :math:`E^{(0)} \in \mathbb{R}^{(U+I) \times d}` (users first) and the
+    symmetric-normalised bipartite adjacency :math:`\tilde A = D^{-1/2} A D^{-1/2}` of the
+    training graph,
+
+    .. math::
+        E^{(k+1)} = \tilde A E^{(k)}, \qquad
+        E = \sum_{k=0}^{K} \alpha_k E^{(k)}, \quad \alpha_k = \frac{1}{K+1}, \qquad
+        s(u, i) = \mathbf{e}_u^\top \mathbf{e}_i .
+
+    The loss is ``train.loss`` (BPR by default) on the batch plus the L2 term of the paper's
+    code on the batch's *ego* embeddings:
+    :math:`\lambda \, (\lVert e^{(0)}_u\rVert^2 + \lVert e^{(0)}_{i^+}\rVert^2 +
+    \lVert e^{(0)}_{i^-}\rVert^2) / (2B)`.
+
+    Propagation uses the cached CSR adjacency of :meth:`TrainData.norm_adj` and
+    :func:`~gnnrec.models.encoders.propagation.propagate`, whose backward pass reuses the same
+    CSR (``Ã`` is symmetric), so a training step costs ``2K`` sparse products and no
+    sparse-tensor construction.
+
+    Differences from the paper:
+        * Adam on mini-batches of uniformly shuffled positives with ``train.num_negatives``
+          uniform negatives (the reference code samples one (u, i, j) per user-interaction
+          with a per-epoch user sampler).
+        * The graph may be restricted to some behaviours (``behaviors``); the paper has one
+          interaction type. ``None`` uses every edge behaviour of the training graph
+          (``graph.behaviors``), merged into one unweighted graph.
+        * Embeddings are re-propagated for every training step (as in the reference code);
+          evaluation propagates once under ``torch.no_grad()``.
+
+    ``backend: dgl`` computes the same embeddings with DGL message passing
+    (:func:`~gnnrec.models.encoders.dgl_models.lightgcn_encode_dgl`; needs the DGL
+    environment); the default ``pyg`` path uses the torch CSR products above.
+
+    On ml-100k with RecBole's settings (``experiments/lightgcn-ml-100k.yaml``: random 8:1:1
+    per user, 300 epochs) it reaches test Recall@20 0.381 / NDCG@20 0.333 (RecBole: about
+    0.38 / 0.32).
+
+    Args:
+        meta: graph sizes and edge behaviours.
+        config: :class:`LightGCNConfig` (``dim``, ``num_layers``, ``reg``, ``init``,
+            ``init_std``, ``behaviors``, ``backend``).
+
+    Shapes:
+        ``encode``: ``{"user": [U, d], "item": [I, d]}``; ``score``: ``[B]``;
+        ``score_all``: ``[B, I]``.
+
+    Example:
+        >>> spec = ModelSpec(name="lightgcn", params={"dim": 64})  # doctest: +SKIP
+        >>> model = build_model(spec, data.meta)  # doctest: +SKIP
+        >>> model.prepare(data)  # doctest: +SKIP
+        >>> emb = model.encode(data)  # doctest: +SKIP
+        >>> model.score_all(emb, torch.tensor([0, 1])).shape  # doctest: +SKIP
+        torch.Size([2, num_items])
+    """
+
+    def __init__(self, meta: GraphMeta, config: LightGCNConfig) -> None:
+        super().__init__(meta)
+        self.config = config
+        self.behaviors = check_behaviors(config.behaviors, meta, "model.params.behaviors")
+        self.user_emb = nn.Embedding(meta.num_users, config.dim)
+        self.item_emb = nn.Embedding(meta.num_items, config.dim)
+        if config.backend == "dgl":
+            from gnnrec.models.encoders.dgl_models import require_dgl
+
+            require_dgl()  # a missing DGL is an error now, not after data loading
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for emb in (self.user_emb, self.item_emb):
+            if self.config.init == "normal":
+                nn.init.normal_(emb.weight, std=self.config.init_std)
+            else:
+                nn.init.xavier_uniform_(emb.weight)
+
+    def prepare(self, data: TrainData) -> None:
+        if self.config.backend == "pyg":
+            data.norm_adj(self.behaviors)  # build (and cache on the data) the adjacency once
+
+    def ego(self) -> torch.Tensor:
+        """Ego embeddings ``[U + I, d]`` (users first)."""
+        return torch.cat([self.user_emb.weight, self.item_emb.weight])
+
+    def encode(self, data: TrainData) -> EmbDict:
+        if self.config.backend == "dgl":
+            from gnnrec.models.encoders.dgl_models import lightgcn_encode_dgl
+
+            return lightgcn_encode_dgl(self, data)
+        adj = data.norm_adj(self.behaviors)
+        layers = propagate(adj, self.ego(), self.config.num_layers)
+        out = layers[0]
+        for h in layers[1:]:
+            out = out + h
+        out = out / len(layers)  # alpha_k = 1 / (K + 1)
+        return {"user": out[: self.meta.num_users], "item": out[self.meta.num_users :]}
+
+    def regularization(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
+        if self.config.reg == 0:
+            return torch.zeros((), device=batch.user.device)
+        return ego_l2(
+            self.config.reg,
+            self.user_emb.weight[batch.user],
+            self.item_emb.weight[batch.pos],
+            self.item_emb.weight[batch.neg],
+        )
+
+    def extra_repr(self) -> str:
+        return f"num_users={self.meta.num_users}, num_items={self.meta.num_items}, " + super().extra_repr()

@@ -1,0 +1,147 @@
+"""Fast propagation with a cached, symmetric sparse adjacency (LightGCN, NGCF, ...).
+
+Graph-convolutional recommenders spend nearly all of their training time in ``A @ X`` with a
+fixed sparse ``A`` (the symmetric-normalised bipartite adjacency of
+:meth:`~gnnrec.graph.data.TrainData.norm_adj`) and a dense ``X`` that requires grad. Autograd
+through ``torch.sparse.mm`` computes the input gradient as ``Aᵀ @ grad``, which for a CSR
+matrix means transposing it (a CSR → CSC conversion, i.e. a sort of all ``nnz`` entries)
+on every backward pass. Because the normalised adjacency is symmetric, ``Aᵀ = A``, so
+:class:`SymmetricSpMM` reuses the very same CSR tensor in the backward pass: no transpose,
+no new sparse tensor per step.
+
+Measured on ml-100k's training graph (2,625 nodes, 160k stored entries, d = 64, one CPU
+thread; forward and backward through 3 layers, median of 40 runs, on a shared 2-core machine,
+so only the ratios are meaningful):
+
+==============================================  ===================  ==============
+path                                            fwd + bwd, 3 layers  fwd, 3 layers
+==============================================  ===================  ==============
+``SymmetricSpMM`` on CSR (this module)          19-21 ms             6-9 ms
+``torch.sparse.mm`` on CSR, autograd            59-61 ms             6-9 ms
+``torch.sparse.mm`` on COO, autograd            66-72 ms             37-43 ms
+``torch_geometric.utils.spmm`` on CSR           56-66 ms
+``torch_geometric.utils.spmm`` on COO           52-68 ms
+==============================================  ===================  ==============
+
+A single CSR product is 2-4 ms (scipy's CSR product 2-7 ms; a dense ``[N, N]`` product
+~50 ms; ``index_add_`` scatter ~200 ms). With two OpenMP threads on a machine whose cores
+are busy with other processes, the same CSR product took 15-64 ms (threads waiting for
+each other), so on a shared machine ``OMP_NUM_THREADS=1`` can be much faster.
+
+Functions here take the adjacency as given: the caller guarantees symmetry (it is checked
+only by :func:`is_symmetric`, used in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = [
+    "SymmetricSpMM",
+    "edge_dropout",
+    "is_symmetric",
+    "propagate",
+    "sym_spmm",
+    "undirected_entry_ids",
+]
+
+
+class SymmetricSpMM(torch.autograd.Function):
+    """``A @ X`` for a *symmetric* sparse ``A`` whose backward is ``A @ grad``.
+
+    ``A`` itself gets no gradient (it is a constant of the graph).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adj = adj  # a constant: keep a reference, not a saved-tensor copy/version check
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor | None]:
+        if not ctx.needs_input_grad[1]:
+            return None, None
+        # A symmetric: d(A X)/dX applied to grad is Aᵀ grad = A grad (same CSR, no transpose)
+        return None, torch.sparse.mm(ctx.adj, grad.contiguous())
+
+
+def sym_spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``adj @ x`` for a symmetric sparse ``adj`` ``[N, N]`` and dense ``x`` ``[N, d]``.
+
+    Uses :class:`SymmetricSpMM` when a gradient is needed and a plain ``torch.sparse.mm``
+    otherwise (evaluation under ``torch.no_grad()``).
+    """
+    if x.requires_grad and torch.is_grad_enabled():
+        return SymmetricSpMM.apply(adj, x)
+    return torch.sparse.mm(adj, x)
+
+
+def propagate(adj: torch.Tensor, x: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
+    """``[x, A x, A² x, ..., A^K x]`` (``K = num_layers``) for a symmetric sparse ``A``.
+
+    Args:
+        adj: symmetric sparse ``[N, N]`` (CSR preferred).
+        x: dense ``[N, d]``.
+        num_layers: ``K >= 0``.
+
+    Returns:
+        ``K + 1`` tensors ``[N, d]``, the ego input first.
+    """
+    out = [x]
+    for _ in range(num_layers):
+        out.append(sym_spmm(adj, out[-1]))
+    return out
+
+
+def undirected_entry_ids(adj: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Undirected-edge id of each stored entry of a symmetric CSR ``adj``.
+
+    Entries ``(r, c)`` and ``(c, r)`` share an id, so masking by id keeps the matrix
+    symmetric (see :func:`edge_dropout`).
+
+    Returns:
+        ``(ids [nnz] int64, num_edges)``.
+    """
+    crow, col = adj.crow_indices(), adj.col_indices()
+    n = adj.shape[0]
+    row = torch.repeat_interleave(torch.arange(n, device=col.device), crow.diff())
+    key = torch.minimum(row, col) * n + torch.maximum(row, col)
+    uniq, ids = torch.unique(key, return_inverse=True)
+    return ids, int(uniq.numel())
+
+
+def edge_dropout(
+    adj: torch.Tensor,
+    entry_ids: torch.Tensor,
+    num_edges: int,
+    p: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Drop each undirected edge of a symmetric CSR ``adj`` with probability ``p``.
+
+    Kept entries are scaled by ``1 / (1 - p)`` (inverted dropout); dropped ones become
+    explicit zeros, so the sparsity pattern (``crow``/``col``) is shared with ``adj`` and no
+    sort is needed. The result is symmetric again.
+
+    Args:
+        adj: symmetric sparse CSR ``[N, N]``.
+        entry_ids, num_edges: from :func:`undirected_entry_ids` of ``adj``.
+        p: drop probability in ``[0, 1)``.
+        generator: random generator (default: the global one).
+    """
+    if p <= 0:
+        return adj
+    vals = adj.values()
+    keep = torch.rand(num_edges, device=vals.device, generator=generator) >= p
+    new_vals = vals * keep[entry_ids].to(vals.dtype) / (1.0 - p)
+    return torch.sparse_csr_tensor(
+        adj.crow_indices(), adj.col_indices(), new_vals, size=adj.shape, check_invariants=False
+    )
+
+
+def is_symmetric(adj: torch.Tensor, atol: float = 0.0) -> bool:
+    """Whether sparse (or dense) ``adj`` equals its transpose (up to ``atol``)."""
+    dense = adj.to_dense() if adj.is_sparse or adj.layout != torch.strided else adj
+    return bool(torch.allclose(dense, dense.T, atol=atol, rtol=0.0))

@@ -1,0 +1,319 @@
+"""LightGCN, NGCF and the shared symmetric propagation helpers, on hand-computed graphs.
+
+The 2-user x 3-item graph used throughout (nodes: users first, then items)::
+
+    u0 - i0, u0 - i1, u1 - i1, u1 - i2
+
+Degrees: u0 2, u1 2, i0 1, i1 2, i2 1, so the normalised adjacency entries
+1 / sqrt(d_u d_i) are: (u0,i0) = 1/sqrt2, (u0,i1) = 1/2, (u1,i1) = 1/2, (u1,i2) = 1/sqrt2.
+
+With one-dimensional embeddings x = (u0, u1, i0, i1, i2) = (1, 2, 3, 4, 5):
+
+    A x   = (3/sqrt2 + 4/2,  4/2 + 5/sqrt2,  1/sqrt2,  1/2 + 2/2,  2/sqrt2)
+          = (2 + 3/sqrt2,    2 + 5/sqrt2,    1/sqrt2,  3/2,        sqrt2)
+    A^2 x = (1/sqrt2 * 1/sqrt2 + 1/2 * 3/2,          -> 1/2 + 3/4          = 5/4
+             1/2 * 3/2 + 1/sqrt2 * sqrt2,            -> 3/4 + 1            = 7/4
+             1/sqrt2 * (2 + 3/sqrt2),                -> sqrt2 + 3/2
+             1/2 * (2 + 3/sqrt2) + 1/2 * (2 + 5/sqrt2) -> 2 + 4/sqrt2    = 2 + 2 sqrt2
+             1/sqrt2 * (2 + 5/sqrt2))                -> sqrt2 + 5/2
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gnnrec.config import ModelSpec
+from gnnrec.errors import ConfigError
+from gnnrec.graph.data import GraphMeta, TrainData
+from gnnrec.losses import bpr
+from gnnrec.models import PairBatch, build_model
+from gnnrec.models.encoders.lightgcn import LightGCN
+from gnnrec.models.encoders.ngcf import NGCF
+from gnnrec.models.encoders.propagation import (
+    SymmetricSpMM,
+    edge_dropout,
+    is_symmetric,
+    propagate,
+    sym_spmm,
+    undirected_entry_ids,
+)
+
+R2 = math.sqrt(2.0)
+X = [1.0, 2.0, 3.0, 4.0, 5.0]
+AX = [2 + 3 / R2, 2 + 5 / R2, 1 / R2, 1.5, R2]
+A2X = [1.25, 1.75, R2 + 1.5, 2 + 2 * R2, R2 + 2.5]
+
+
+def make_data(
+    edges: dict[str, list[tuple[int, int]]], num_users: int, num_items: int, target: str = "buy"
+) -> TrainData:
+    ei = {b: torch.tensor(p, dtype=torch.long).T.contiguous().view(2, -1) for b, p in edges.items()}
+    meta = GraphMeta(num_users, num_items, 1, tuple(edges), target)
+    return TrainData(
+        meta=meta,
+        edge_index=ei,
+        edge_ts={b: torch.zeros(e.shape[1], dtype=torch.long) for b, e in ei.items()},
+        edge_count={b: torch.ones(e.shape[1], dtype=torch.long) for b, e in ei.items()},
+        pos_index=ei[target],
+        item_category=torch.zeros(num_items, dtype=torch.long),
+    )
+
+
+@pytest.fixture
+def small() -> TrainData:
+    return make_data({"buy": [(0, 0), (0, 1), (1, 1), (1, 2)]}, 2, 3)
+
+
+def random_data(seed: int, num_users: int = 12, num_items: int = 15, num_edges: int = 50) -> TrainData:
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randint(0, num_users, (num_edges,), generator=g)
+    i = torch.randint(0, num_items, (num_edges,), generator=g)
+    return make_data({"buy": list(zip(u.tolist(), i.tolist()))}, num_users, num_items)
+
+
+# ---------------------------------------------------------------- propagation helpers
+def test_norm_adj_of_the_small_graph(small: TrainData) -> None:
+    a = small.norm_adj().to_dense()
+    expected = torch.zeros(5, 5)
+    for (r, c), v in {(0, 2): 1 / R2, (0, 3): 0.5, (1, 3): 0.5, (1, 4): 1 / R2}.items():
+        expected[r, c] = expected[c, r] = v
+    torch.testing.assert_close(a, expected)
+    assert is_symmetric(small.norm_adj())
+
+
+def test_propagate_exact_values(small: TrainData) -> None:
+    x = torch.tensor(X).view(5, 1)
+    layers = propagate(small.norm_adj(), x, 2)
+    assert len(layers) == 3
+    torch.testing.assert_close(layers[0], x)
+    torch.testing.assert_close(layers[1].view(-1), torch.tensor(AX))
+    torch.testing.assert_close(layers[2].view(-1), torch.tensor(A2X))
+
+
+def test_symmetric_spmm_gradcheck_float64() -> None:
+    g = torch.Generator().manual_seed(0)
+    dense = torch.rand(7, 7, generator=g, dtype=torch.float64)
+    dense = (dense + dense.T) * (torch.rand(7, 7, generator=g, dtype=torch.float64) > 0.5)
+    dense = dense + dense.T  # symmetric with a random sparsity pattern
+    adj = dense.to_sparse_csr()
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: SymmetricSpMM.apply(adj, t), (x,))
+
+
+def test_custom_backward_equals_dense_autograd() -> None:
+    data = random_data(1)
+    adj = data.norm_adj()
+    dense = adj.to_dense()
+    g = torch.Generator().manual_seed(2)
+    x0 = torch.randn(adj.shape[0], 4, generator=g)
+    w = torch.randn(adj.shape[0], 4, generator=g)  # an arbitrary upstream gradient
+    xs = x0.clone().requires_grad_(True)
+    xd = x0.clone().requires_grad_(True)
+    out_s = torch.stack(propagate(adj, xs, 3)).sum(0)
+    hd, out_d = xd, xd
+    for _ in range(3):
+        hd = dense @ hd
+        out_d = out_d + hd
+    torch.testing.assert_close(out_s, out_d, rtol=1e-5, atol=1e-6)
+    (out_s * w).sum().backward()
+    (out_d * w).sum().backward()
+    torch.testing.assert_close(xs.grad, xd.grad, rtol=1e-5, atol=1e-6)
+    assert out_s.grad_fn is not None
+
+
+def test_sym_spmm_without_grad_is_plain(small: TrainData) -> None:
+    x = torch.ones(5, 2, requires_grad=True)
+    with torch.no_grad():
+        y = sym_spmm(small.norm_adj(), x)
+    assert y.grad_fn is None
+    y2 = sym_spmm(small.norm_adj(), x)
+    assert type(y2.grad_fn).__name__ == "SymmetricSpMMBackward"
+    torch.testing.assert_close(y, y2.detach())
+
+
+def test_edge_dropout_keeps_symmetry_and_scales() -> None:
+    adj = random_data(3, 30, 40, 400).norm_adj()
+    ids, num_edges = undirected_entry_ids(adj)
+    assert num_edges * 2 == adj.values().numel()  # bipartite: every edge stored twice
+    gen = torch.Generator().manual_seed(0)
+    out = edge_dropout(adj, ids, num_edges, 0.25, generator=gen)
+    assert is_symmetric(out)
+    v, v0 = out.values(), adj.values()
+    kept = v != 0
+    torch.testing.assert_close(v[kept], v0[kept] / 0.75)
+    assert 0.15 < 1 - kept.float().mean().item() < 0.35  # about p of the edges dropped
+    assert torch.equal(out.crow_indices(), adj.crow_indices())
+    assert edge_dropout(adj, ids, num_edges, 0.0) is adj
+
+
+# ---------------------------------------------------------------- LightGCN
+def _lightgcn(data: TrainData, **params: object) -> LightGCN:
+    model = build_model(ModelSpec(name="lightgcn", params=dict(params)), data.meta)
+    assert isinstance(model, LightGCN)
+    model.prepare(data)
+    return model
+
+
+def test_lightgcn_layer_mean_exact(small: TrainData) -> None:
+    model = _lightgcn(small, dim=1, num_layers=2)
+    with torch.no_grad():
+        model.user_emb.weight.copy_(torch.tensor([[1.0], [2.0]]))
+        model.item_emb.weight.copy_(torch.tensor([[3.0], [4.0], [5.0]]))
+        emb = model.encode(small)
+    mean = [(a + b + c) / 3 for a, b, c in zip(X, AX, A2X)]
+    torch.testing.assert_close(emb["user"].view(-1), torch.tensor(mean[:2]))
+    torch.testing.assert_close(emb["item"].view(-1), torch.tensor(mean[2:]))
+    # s(u0, i1) = e_u0 * e_i1
+    s = model.score(emb, torch.tensor([0]), torch.tensor([1]))
+    torch.testing.assert_close(s, torch.tensor([mean[0] * mean[3]]))
+    # K = 0 is plain matrix factorisation
+    model0 = _lightgcn(small, dim=1, num_layers=0)
+    model0.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model0.encode(small)["item"].view(-1), torch.tensor(X[2:]))
+
+
+def test_lightgcn_regularization_by_hand(small: TrainData) -> None:
+    # reg * (||u0||^2 + ||i1||^2 + ||i2||^2) / 2 / B = 0.5 * (5 + 9 + 2) / 2 / 1 = 4
+    for layers in (0, 3):  # on the *ego* embeddings: independent of propagation
+        model = _lightgcn(small, dim=2, num_layers=layers, reg=0.5)
+        with torch.no_grad():
+            model.user_emb.weight.copy_(torch.tensor([[1.0, 2.0], [7.0, 7.0]]))
+            model.item_emb.weight.copy_(torch.tensor([[5.0, 5.0], [0.0, 3.0], [1.0, 1.0]]))
+        batch = PairBatch(torch.tensor([0]), torch.tensor([1]), torch.tensor([[2]]))
+        emb = model.encode(small)
+        assert model.regularization(emb, batch).item() == pytest.approx(4.0)
+        # the total loss is BPR over the propagated scores plus that term
+        pos = model.score(emb, batch.user, batch.pos)
+        neg = model.score(emb, batch.user, batch.neg.view(-1)).view(1, 1)
+        assert model.loss(emb, batch).item() == pytest.approx(bpr(pos, neg).item() + 4.0, rel=1e-6)
+    # B = 2, two negatives each: 0.5 * (5 + 98 + 9 + 50 + 2 + 2 + 50 + 9) / 2 / 2
+    batch = PairBatch(torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([[2, 0], [2, 1]]))
+    assert model.regularization(model.encode(small), batch).item() == pytest.approx(0.5 * 225 / 4)
+    assert _lightgcn(small, reg=0.0).regularization({}, batch).item() == 0.0
+
+
+def test_lightgcn_init_std_and_repr(small: TrainData) -> None:
+    torch.manual_seed(0)
+    big = make_data({"buy": [(0, 0)]}, 400, 500)
+    model = _lightgcn(big, dim=64)
+    assert model.user_emb.weight.std().item() == pytest.approx(0.1, rel=0.05)
+    assert "num_layers=3" in repr(model) and "reg=0.0001" in repr(model)
+
+
+def test_lightgcn_behaviors_select_the_graph() -> None:
+    both = make_data({"view": [(0, 2), (1, 0)], "buy": [(0, 0), (0, 1), (1, 1), (1, 2)]}, 2, 3)
+    only_buy = make_data({"buy": [(0, 0), (0, 1), (1, 1), (1, 2)]}, 2, 3)
+    torch.manual_seed(0)
+    m_sel = _lightgcn(both, dim=4, behaviors=["buy"])
+    m_all = _lightgcn(both, dim=4)
+    m_ref = _lightgcn(only_buy, dim=4)
+    m_all.load_state_dict(m_sel.state_dict())
+    m_ref.load_state_dict(m_sel.state_dict())
+    with torch.no_grad():
+        sel, ref, allb = m_sel.encode(both), m_ref.encode(only_buy), m_all.encode(both)
+    torch.testing.assert_close(sel["item"], ref["item"])
+    assert not torch.allclose(allb["item"], ref["item"])
+    with pytest.raises(ConfigError, match="model.params.behaviors: behaviour 'cart'"):
+        _lightgcn(both, behaviors=["cart"])
+    with pytest.raises(ConfigError, match="num_layers"):
+        _lightgcn(both, num_layers=-1)
+
+
+def test_lightgcn_gradient_reaches_every_row_of_the_batch_neighbourhood(small: TrainData) -> None:
+    model = _lightgcn(small, dim=3, num_layers=1, reg=0.0)
+    emb = model.encode(small)
+    batch = PairBatch(torch.tensor([0]), torch.tensor([0]), torch.tensor([[2]]))
+    model.loss(emb, batch).backward()
+    g = model.item_emb.weight.grad
+    assert g is not None
+    # one layer: e_u0 mixes u0, i0, i1, so item 1 (not in the batch) gets a gradient too
+    assert g[1].abs().sum() > 0
+    assert model.user_emb.weight.grad[1].abs().sum() > 0  # u1 feeds e_i2 (the negative)
+
+
+# ---------------------------------------------------------------- NGCF
+def _ngcf(data: TrainData, **params: object) -> NGCF:
+    model = build_model(ModelSpec(name="ngcf", params=dict(params)), data.meta)
+    assert isinstance(model, NGCF)
+    model.prepare(data)
+    return model
+
+
+def test_ngcf_output_dim_is_ego_plus_layers(small: TrainData) -> None:
+    model = _ngcf(small, dim=8, layers=[4, 6])
+    model.eval()
+    with torch.no_grad():
+        emb = model.encode(small)
+    assert emb["user"].shape == (2, 8 + 4 + 6)
+    assert emb["item"].shape == (3, 18)
+    assert model.out_dim == 18
+    # each propagated block is L2-normalised per row
+    torch.testing.assert_close(emb["item"][:, 8:12].norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(emb["item"][:, 12:].norm(dim=1), torch.ones(3))
+
+
+def test_ngcf_matches_a_dense_reference() -> None:
+    data = random_data(4, 6, 7, 20)
+    torch.manual_seed(0)
+    model = _ngcf(data, dim=5, layers=[3, 4], mess_dropout=0.3)
+    model.eval()  # no message dropout in evaluation
+    with torch.no_grad():
+        emb = model.encode(data)
+        lap = data.norm_adj().to_dense()
+        eye = torch.eye(lap.shape[0])
+        h = torch.cat([model.user_emb.weight, model.item_emb.weight])
+        outs = [h]
+        for w1, w2 in zip(model.w_sum, model.w_bi):
+            z = (lap + eye) @ h @ w1.weight.T + w1.bias + ((lap @ h) * h) @ w2.weight.T + w2.bias
+            h = torch.nn.functional.leaky_relu(z, 0.2)
+            h = h / h.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            outs.append(h)
+        ref = torch.cat(outs, 1)
+    torch.testing.assert_close(torch.cat([emb["user"], emb["item"]]), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_ngcf_regularization_by_hand(small: TrainData) -> None:
+    emb = {
+        "user": torch.tensor([[3.0, 4.0], [1.0, 0.0]]),
+        "item": torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]]),
+    }
+    batch = PairBatch(torch.tensor([0]), torch.tensor([0]), torch.tensor([[1]]))
+    # RecBole's EmbLoss: reg * (||u|| + ||i+|| + ||i-||) / B = 0.1 * (5 + 1 + 2) / 1
+    assert _ngcf(small, reg=0.1).regularization(emb, batch).item() == pytest.approx(0.8)
+    # paper code: reg * (||u||^2 + ||i+||^2 + ||i-||^2) / 2 / B = 0.1 * 30 / 2
+    assert _ngcf(small, reg=0.1, reg_pow=True).regularization(emb, batch).item() == pytest.approx(1.5)
+    # norms are over the whole batch matrix: B = 2 -> (sqrt(25 + 1) + sqrt(1 + 4) + sqrt(4 + 0)) / 2
+    batch2 = PairBatch(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([[1], [2]]))
+    value = _ngcf(small, reg=1.0).regularization(emb, batch2).item()
+    assert value == pytest.approx((math.sqrt(26) + math.sqrt(5) + 2.0) / 2)
+
+
+def test_ngcf_dropouts_only_in_training() -> None:
+    data = random_data(5, 10, 12, 40)
+    torch.manual_seed(0)
+    model = _ngcf(data, dim=4, layers=[4], node_dropout=0.5, mess_dropout=0.5)
+    model.train()
+    a, b = model.encode(data)["item"], model.encode(data)["item"]
+    assert not torch.allclose(a, b)  # fresh node and message dropout per call
+    model.eval()
+    with torch.no_grad():
+        c, d = model.encode(data)["item"], model.encode(data)["item"]
+    torch.testing.assert_close(c, d, rtol=0, atol=0)
+    # the dropped adjacency stays symmetric, so the custom backward is still exact
+    model.train()
+    adj = model._adjacency(data)
+    assert is_symmetric(adj) and (adj.values() == 0).any()
+
+
+def test_ngcf_gradients_reach_weights(small: TrainData) -> None:
+    torch.manual_seed(0)
+    model = _ngcf(small, dim=4, layers=[4, 4], mess_dropout=0.0)
+    model.train()
+    batch = PairBatch(torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([[2], [0]]))
+    model.loss(model.encode(small), batch).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
