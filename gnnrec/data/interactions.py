@@ -118,6 +118,7 @@ def build_interactions(log: ValidLog, cfg: DataConfig) -> InteractionTable:
     target = log.target_behavior if log.target_behavior in behaviors else behaviors[-1]
     meta = dict(log.meta)
     if key is not None:
+        meta = _pseudonymize_meta(meta, key)
         meta["pseudonymized_users"] = True
     return InteractionTable(
         user=user_inv.astype(np.int64, copy=False),
@@ -182,6 +183,19 @@ def pseudonymize(ids: Iterable[str], key: bytes) -> np.ndarray:
     """
     out = [hmac.digest(key, s.encode("utf-8"), "sha256").hex()[:PSEUDONYM_LENGTH] for s in ids]
     return np.array(out, dtype=f"<U{PSEUDONYM_LENGTH}")
+
+
+def _pseudonymize_meta(meta: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """Dataset extras keyed by user (e.g. the simulator's migration ground truth) get the same
+    pseudonyms as the vocabulary, so raw user ids reach no output through them either."""
+    out = dict(meta)
+    for name, value in meta.items():
+        if isinstance(value, pl.DataFrame) and "user" in value.columns:
+            raw = value["user"].cast(pl.Utf8)
+            uniq = raw.unique().to_list()
+            mapping = dict(zip(uniq, pseudonymize([u for u in uniq], key).tolist()))
+            out[name] = value.with_columns(raw.replace_strict(mapping, return_dtype=pl.Utf8).alias("user"))
+    return out
 
 
 def kcore_mask(
