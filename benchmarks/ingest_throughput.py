@@ -194,9 +194,11 @@ def _run_gnnrec(path: Path, fmt: str, split_mode: str, seed: int, clock: _StageC
     from gnnrec.graph.build import build_train_data
 
     # drop mode: a rare exact duplicate in a big simulated log is counted, not fatal
-    data_cfg = DataConfig(dataset="file", path=str(path), format=fmt, on_error="drop")  # type: ignore[arg-type]
-    split_cfg = SplitConfig(mode=split_mode)  # type: ignore[arg-type]
-    graph_cfg = GraphConfig()
+    data_cfg = DataConfig.model_validate(
+        {"dataset": "file", "path": str(path), "format": fmt, "on_error": "drop"}
+    )
+    split_cfg = SplitConfig.model_validate({"mode": split_mode})
+    graph_cfg = GraphConfig.model_validate({})
     clock.imported()
 
     with clock("read"):
@@ -329,7 +331,9 @@ def _synthetic_config(num_users: int) -> Any:
     """Simulator defaults, scaled: the default shape has 1.5 items per user."""
     from gnnrec.config import SyntheticConfig
 
-    return SyntheticConfig(num_users=num_users, num_items=max(10, round(num_users * ITEMS_PER_USER)))
+    return SyntheticConfig.model_validate(
+        {"num_users": num_users, "num_items": max(10, round(num_users * ITEMS_PER_USER))}
+    )
 
 
 def _count_rows(path: Path) -> int:
@@ -509,6 +513,7 @@ def machine_info() -> dict[str, Any]:
                 ram_gib = round(int(line.split()[1]) / 2**20, 1)
     except OSError:  # pragma: no cover
         pass
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS

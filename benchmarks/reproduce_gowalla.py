@@ -17,7 +17,8 @@ Usage (from the repository root, ``TMPDIR=$PWD/.tmp GNNREC_DATA=/path/to/data``)
 
     python benchmarks/reproduce_gowalla.py                     # gf_cf
     python benchmarks/reproduce_gowalla.py --all               # + mf_bpr, lightgcn, ngcf configs
-    python benchmarks/reproduce_gowalla.py --set model.params.svd=arpack --cli-repeat 0
+    python benchmarks/reproduce_gowalla.py --set model.params.svd=arpack --label "gf_cf[svd=arpack]" --cli-repeat 0
+    python benchmarks/reproduce_gowalla.py --svd-sweep 1 2 4 8 16 --sweep-seeds 0 1   # SVD settings table
     python benchmarks/reproduce_gowalla.py --render-only       # re-render the table
 
 The machine may be shared: the table records the load average next to every timing; on a
@@ -77,8 +78,9 @@ def config_path(model: str) -> Path:
     return ROOT / "experiments" / f"{model}-gowalla.yaml"
 
 
-def run_model(model: str, overrides: list[str], out_dir: Path) -> dict[str, Any]:
-    """Run one model's gowalla config in this process; return its record."""
+def run_model(model: str, overrides: list[str], out_dir: Path, label: str | None = None) -> dict[str, Any]:
+    """Run one model's gowalla config in this process; return its record (kept under
+    ``label``, default the model name)."""
     from gnnrec.config import dump_config, load_config
     from gnnrec.runner import prepare_data, run
     from gnnrec.utils.runinfo import environment_info
@@ -98,6 +100,7 @@ def run_model(model: str, overrides: list[str], out_dir: Path) -> dict[str, Any]
     env = environment_info()
     return {
         "model": model,
+        "label": label or model,
         "config": str(path.relative_to(ROOT)),
         "overrides": overrides,
         "resolved_config": yaml.safe_load(dump_config(cfg)),
@@ -168,6 +171,56 @@ def time_cli(model: str, overrides: list[str], out_dir: Path, repeat: int) -> di
     }
 
 
+def svd_sweep(
+    iters: list[int], oversample: list[int], seeds: list[int], overrides: list[str]
+) -> dict[str, Any]:
+    """gf_cf test metrics against the randomized SVD's settings, on one prepared split.
+
+    The exact filter (``svd: arpack``) is run first as the reference. Returns a record with
+    one row per setting: metrics, SVD seconds (wall and CPU of ``prepare``).
+    """
+    from gnnrec.config import ModelSpec, load_config
+    from gnnrec.eval.evaluator import Evaluator
+    from gnnrec.models import build_model
+    from gnnrec.runner import prepare_data
+
+    cfg = load_config(config_path("gf_cf"), overrides)
+    prepared = prepare_data(cfg)
+    evaluator = Evaluator(cfg.eval.ks, cfg.eval.metrics, cfg.eval.batch_size)
+    settings: list[dict[str, Any]] = [{"svd": "arpack"}]
+    settings += [
+        {"svd": "randomized", "svd_iters": n, "svd_oversample": o, "svd_seed": sd}
+        for n in iters
+        for o in oversample
+        for sd in seeds
+    ]
+    rows = []
+    for extra in settings:
+        model = build_model(ModelSpec(name="gf_cf", params={**cfg.model.params, **extra}), prepared.data.meta)
+        cpu0 = time.process_time()
+        model.prepare(prepared.data)
+        prep_cpu = time.process_time() - cpu0
+        model.eval()
+        res = evaluator.evaluate(model, model.encode(prepared.data), prepared.test)
+        row = {**extra, "test": res.metrics, "svd_s": model.timing["svd_s"], "prepare_cpu_s": prep_cpu}
+        rows.append(row)
+        print(f"[svd sweep] {extra}: {res.metrics}, SVD {row['svd_s']:.1f} s", flush=True)
+    return {
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
+        "config": str(config_path("gf_cf").relative_to(ROOT)),
+        "overrides": overrides,
+        "commit": _commit(),
+        "load_avg": _loadavg(),
+        "rows": rows,
+    }
+
+
+def _commit() -> str | None:
+    from gnnrec.utils.runinfo import git_commit
+
+    return git_commit(ROOT)
+
+
 def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
     """The markdown results table (ours / published / ratio) and the run records."""
     sources = refs.get("sources", {})
@@ -185,45 +238,50 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
         "| model | published as | source | metric | ours | published | ratio |",
         "|---|---|---|---|---|---|---|",
     ]
+    runs = {k: v for k, v in records.items() if not k.startswith("_")}
     for model, ref in refs.get("models", {}).items():
-        rec = records.get(model)
-        for pub in ref.get("published", []):
-            for metric, value in pub["metrics"].items():
-                ours = rec["test"].get(metric) if rec else None
-                ratio = None if ours is None else ours / value
-                lines.append(
-                    f"| {model} | {ref['compare_to']} | {pub['source']} | {metric} | "
-                    f"{_fmt(ours)} | {value:.4f} | {_fmt(ratio, 3)} |"
-                )
+        recs = [r for r in runs.values() if r["model"] == model] or [None]
+        for rec in recs:
+            name = model if rec is None else rec.get("label", model)
+            for pub in ref.get("published", []):
+                for metric, value in pub["metrics"].items():
+                    ours = rec["test"].get(metric) if rec else None
+                    ratio = None if ours is None else ours / value
+                    lines.append(
+                        f"| {name} | {ref['compare_to']} | {pub['source']} | {metric} | "
+                        f"{_fmt(ours)} | {value:.4f} | {_fmt(ratio, 3)} |"
+                    )
     lines += ["", "## Targets", ""]
     for model, ref in refs.get("models", {}).items():
         target = ref.get("target")
         if not target:
             continue
-        rec = records.get(model)
-        if rec is None:
+        recs = [r for r in runs.values() if r["model"] == model]
+        if not recs:
             lines.append(f"- {model}: not run yet (target {target}).")
-            continue
-        got = {k: rec["test"].get(k) for k in target}
-        met = all(got[k] is not None and got[k] >= v for k, v in target.items())
-        text = ", ".join(f"{k} {_fmt(got[k])} (target ≥ {v:.4f})" for k, v in target.items())
-        line = f"- {model}: accuracy **{'met' if met else 'not met'}** — {text}."
-        limit = ref.get("time_target_s")
-        if limit is not None:
-            cli = rec.get("cli")
-            if cli:
-                best, med = cli["min_wall_s"], cli["median_wall_s"]
-                loads = [r["load_avg_before"][0] for r in cli["runs"] if r["load_avg_before"]]
-                verdict = "met" if best <= limit else "not met"
-                line += (
-                    f" Time **{verdict}** (target ≤ {limit} s for `{cli['command']}`): best "
-                    f"{best:.1f} s, median {med:.1f} s of {len(cli['runs'])} run(s), 1-min load "
-                    f"average {min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} "
-                    f"on {rec['machine']['cpus']} CPUs."
-                )
-            else:
-                line += f" Time not measured with the CLI (in-process run: {rec['wall_s']:.1f} s)."
-        lines.append(line)
+        for rec in recs:
+            got = {k: rec["test"].get(k) for k in target}
+            met = all(got[k] is not None and got[k] >= v for k, v in target.items())
+            text = ", ".join(f"{k} {_fmt(got[k])} (target ≥ {v:.4f})" for k, v in target.items())
+            line = f"- {rec.get('label', model)}: accuracy **{'met' if met else 'not met'}** — {text}."
+            limit = ref.get("time_target_s")
+            if limit is not None:
+                cli = rec.get("cli")
+                if cli:
+                    best, med = cli["min_wall_s"], cli["median_wall_s"]
+                    loads = [r["load_avg_before"][0] for r in cli["runs"] if r["load_avg_before"]]
+                    cpu = min(r["cpu_s"] for r in cli["runs"])
+                    verdict = "met" if best <= limit else "not met"
+                    line += (
+                        f" Time **{verdict}** (target ≤ {limit} s for `{cli['command']}`): best "
+                        f"{best:.1f} s wall ({cpu:.1f} s CPU), median {med:.1f} s of "
+                        f"{len(cli['runs'])} run(s); 1-min load average before the runs "
+                        f"{min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} "
+                        f"on {rec['machine']['cpus']} CPUs."
+                    )
+                else:
+                    line += f" Whole command line not timed (in-process run: {rec['wall_s']:.1f} s wall)."
+            lines.append(line)
     lines += [
         "",
         "## Runs",
@@ -234,22 +292,44 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
         "| model | config | overrides | commit | prepare | fit | evaluate | run wall (CPU) | CLI wall | load avg | started (UTC) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for model, rec in records.items():
+    for rec in runs.values():
         ov = " ".join(f"`{o}`" for o in rec["overrides"]) or "–"
         t = rec["timing"]
         cli = rec.get("cli")
         cli_s = "–" if not cli else " / ".join(f"{r['wall_s']:.1f} s" for r in cli["runs"])
         lines.append(
-            f"| {model} | `{rec['config']}` | {ov} | `{rec['commit']}` | {rec['prepare_s']:.1f} s | "
+            f"| {rec.get('label', rec['model'])} | `{rec['config']}` | {ov} | `{rec['commit']}` | {rec['prepare_s']:.1f} s | "
             f"{t['fit_s']:.1f} s | {t['eval_s']:.1f} s | {rec['wall_s']:.1f} s ({rec['cpu_s']:.1f} s) | "
             f"{cli_s} | {rec['load_avg_before']} | {rec['started_utc']} |"
         )
     lines += ["", "All test metrics of the latest run per model:", ""]
-    keys = sorted({k for rec in records.values() for k in rec["test"]})
+    keys = sorted({k for rec in runs.values() for k in rec["test"]})
     lines.append("| model | " + " | ".join(keys) + " |")
     lines.append("|---" * (len(keys) + 1) + "|")
-    for model, rec in records.items():
-        lines.append(f"| {model} | " + " | ".join(_fmt(rec["test"].get(k)) for k in keys) + " |")
+    for rec in runs.values():
+        lines.append(
+            f"| {rec.get('label', rec['model'])} | " + " | ".join(_fmt(rec["test"].get(k)) for k in keys) + " |"
+        )
+    sweep = records.get("_svd_sweep")
+    if sweep:
+        lines += [
+            "",
+            "## gf_cf: randomized SVD settings",
+            "",
+            "Test metrics of `gf_cf` on the same split with the exact truncated SVD (`svd: arpack`)",
+            "and the randomized one (subspace iterations / oversampling / seed); SVD = wall seconds",
+            f"of the SVD in `prepare`. Commit `{sweep['commit']}`, started {sweep['started_utc']},",
+            f"load average {sweep['load_avg']}.",
+            "",
+            "| svd | iters | oversample | seed | recall@20 | ndcg@20 | SVD wall | prepare CPU |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sweep["rows"]:
+            lines.append(
+                f"| {r['svd']} | {r.get('svd_iters', '–')} | {r.get('svd_oversample', '–')} | "
+                f"{r.get('svd_seed', '–')} | {_fmt(r['test'].get('recall@20'))} | "
+                f"{_fmt(r['test'].get('ndcg@20'))} | {r['svd_s']:.1f} s | {r['prepare_cpu_s']:.1f} s |"
+            )
     lines += ["", "Sources:", ""]
     for key, src in sources.items():
         lines.append(f"- **{key}**: {' '.join(src['cite'].split())}")
@@ -257,7 +337,7 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
         f"{r['machine']['cpu']}, {r['machine']['cpus']} CPUs, torch threads {r['machine']['torch_threads']}, "
         f"{r['machine']['platform']}, Python {r['versions']['python']}, torch {r['versions']['torch']}, "
         f"numpy {r['versions']['numpy']}"
-        for r in records.values()
+        for r in runs.values()
     }
     if machines:
         lines += ["", "Machines: " + "; ".join(sorted(machines))]
@@ -285,6 +365,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/gowalla", help="parent of run directories")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/gowalla.md")
     p.add_argument("--references", type=Path, default=ROOT / "benchmarks/references/gowalla.yaml")
+    p.add_argument("--label", default=None, help="record name (default: the model; e.g. gf_cf[svd=arpack])")
+    p.add_argument(
+        "--svd-sweep",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="ITERS",
+        help="gf_cf only: also evaluate these randomized-SVD iteration counts (and svd: arpack)",
+    )
+    p.add_argument("--sweep-oversample", type=int, nargs="+", default=[32], help="oversampling values of the sweep")
+    p.add_argument("--sweep-seeds", type=int, nargs="+", default=[0], help="sketch seeds of the sweep")
     p.add_argument("--render-only", action="store_true", help="only re-render the table from the records")
     args = p.parse_args(argv)
 
@@ -292,12 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     records_path = args.results.with_suffix(".json")
     records: dict[str, Any] = json.loads(records_path.read_text()) if records_path.exists() else {}
     if not args.render_only:
-        models = args.models or list(ALL_MODELS if args.all else DEFAULT_MODELS)
+        models = args.models or ([] if args.svd_sweep and not args.all else list(ALL_MODELS if args.all else DEFAULT_MODELS))
         for model in models:
             if not config_path(model).exists():
                 print(f"skip {model}: {config_path(model).relative_to(ROOT)} not found", flush=True)
                 continue
-            record = run_model(model, list(args.overrides), args.out)
+            label = args.label if args.label and len(models) == 1 else model
+            record = run_model(model, list(args.overrides), args.out, label)
             t = record["test"]
             print(
                 f"[{model}] test recall@20 {t.get('recall@20', float('nan')):.4f} ndcg@20 "
@@ -306,10 +398,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             if refs.get("models", {}).get(model, {}).get("time_target_s") and args.cli_repeat > 0:
                 record["cli"] = time_cli(model, list(args.overrides), args.out, args.cli_repeat)
-            records[model] = record
+            records[label] = record
             args.results.parent.mkdir(parents=True, exist_ok=True)
             records_path.write_text(json.dumps(records, indent=2) + "\n")
             args.results.write_text(render(records, refs))
+        if args.svd_sweep:
+            records["_svd_sweep"] = svd_sweep(
+                args.svd_sweep, args.sweep_oversample, args.sweep_seeds, list(args.overrides)
+            )
+            records_path.write_text(json.dumps(records, indent=2) + "\n")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(render(records, refs))
     print(f"wrote {args.results}")

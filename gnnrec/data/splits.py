@@ -329,7 +329,9 @@ def _given(
 
 def _heldout_seen_in_train(table: InteractionTable, assign: np.ndarray, is_target: np.ndarray) -> int:
     """Held-out events whose (user, item) pair also has a TRAIN target event."""
-    train_keys = np.unique(_pair_keys(table, np.flatnonzero(is_target & (assign == TRAIN))))
+    # sorted, duplicates allowed (_in_sorted copes): np.unique hashes many distinct int64 keys
+    # on numpy >= 2.3, ~50x slower than a sort (Gowalla, 810k keys: ~1.1 s vs ~0.03 s)
+    train_keys = np.sort(_pair_keys(table, np.flatnonzero(is_target & (assign == TRAIN))))
     held = np.flatnonzero((assign == VALID) | (assign == TEST))
     return int(_in_sorted(train_keys, _pair_keys(table, held)).sum())
 

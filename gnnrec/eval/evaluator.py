@@ -95,6 +95,21 @@ def _pair_keys(user: np.ndarray, item: np.ndarray, num_items: int) -> np.ndarray
     return user.astype(np.int64) * np.int64(num_items) + item.astype(np.int64)
 
 
+def _unique_sorted(keys: np.ndarray) -> np.ndarray:
+    """``np.unique(keys)`` for int64 keys, by sorting.
+
+    numpy >= 2.3 answers a plain ``np.unique`` of many distinct int64 keys with a hash table,
+    ~50x slower than a sort here (Gowalla, 810k pair keys: ~1.4 s vs ~0.03 s).
+    """
+    s = np.sort(keys)
+    if s.size > 1:
+        keep = np.empty(s.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(s[1:], s[:-1], out=keep[1:])
+        s = s[keep]
+    return s
+
+
 def _csr_from_keys(keys: np.ndarray, num_users: int, num_items: int) -> sp.csr_matrix:
     """Bool CSR from unique sorted pair keys ``user * num_items + item``."""
     rows = keys // num_items
@@ -144,9 +159,9 @@ def build_targets(
 
     held = assign == code
     truth_rows = held & is_target
-    truth_keys = np.unique(_pair_keys(table.user[truth_rows], table.item[truth_rows], ni))
+    truth_keys = _unique_sorted(_pair_keys(table.user[truth_rows], table.item[truth_rows], ni))
     truth = _csr_from_keys(truth_keys, nu, ni)
-    users = np.unique(truth_keys // ni).astype(np.int64)
+    users = _unique_sorted(truth_keys // ni).astype(np.int64)
 
     exclude: sp.csr_matrix | None = None
     excl_keys = np.zeros(0, dtype=np.int64)
@@ -157,7 +172,7 @@ def build_targets(
         if which == "test":
             # validation purchases are known history when the test period is ranked
             excl_rows |= (assign == VALID) & is_target
-        excl_keys = np.unique(_pair_keys(table.user[excl_rows], table.item[excl_rows], ni))
+        excl_keys = _unique_sorted(_pair_keys(table.user[excl_rows], table.item[excl_rows], ni))
         exclude = _csr_from_keys(excl_keys, nu, ni)
 
     info: dict[str, Any] = {

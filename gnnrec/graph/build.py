@@ -32,16 +32,20 @@ def _unique_edges(
     """Unique (user, item) edges sorted by (user, item), with last ts and event count."""
     if user.size == 0:
         return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    key = user * max(num_items, 1) + item
-    order = np.lexsort((ts, key))  # by key, then ts: a run's last element has the last ts
+    ni = max(num_items, 1)
+    key = user * ni + item
+    # One stable sort of a single int64 key (radix sort in numpy) and a segmented max for the
+    # last timestamp: a lexsort over (ts, key) costs ~15x more on 10M events.
+    order = np.argsort(key, kind="stable")
     key_s = key[order]
-    last = np.ones(key_s.size, dtype=bool)
-    last[:-1] = key_s[1:] != key_s[:-1]
-    last_pos = np.flatnonzero(last)
-    count = np.diff(np.concatenate(([-1], last_pos)))
-    edge_key = key_s[last_pos]
-    edges = np.stack([edge_key // max(num_items, 1), edge_key % max(num_items, 1)])
-    return edges, ts[order][last_pos], count
+    first = np.ones(key_s.size, dtype=bool)
+    first[1:] = key_s[1:] != key_s[:-1]
+    starts = np.flatnonzero(first)
+    count = np.diff(np.append(starts, key_s.size))
+    last_ts = np.maximum.reduceat(ts[order], starts)
+    edge_key = key_s[starts]
+    edges = np.stack([edge_key // ni, edge_key % ni])
+    return edges, last_ts, count
 
 
 def build_train_data(
@@ -140,10 +144,19 @@ def union_pairs(edge_indices: Sequence[torch.Tensor], num_items: int) -> torch.T
     """
     if len(edge_indices) == 0:
         return torch.zeros((2, 0), dtype=torch.long)
-    cat = torch.cat([e.long() for e in edge_indices], dim=1)
     ni = max(int(num_items), 1)
+    if len(edge_indices) == 1 and _is_unique_sorted(edge_indices[0], ni):
+        return edge_indices[0].long()  # already unique and sorted (TrainData's edge sets are)
+    cat = torch.cat([e.long() for e in edge_indices], dim=1)
     key = torch.unique(cat[0] * ni + cat[1], sorted=True)
     return torch.stack([key // ni, key % ni])
+
+
+def _is_unique_sorted(pairs: torch.Tensor, num_items: int) -> bool:
+    if pairs.shape[1] < 2:
+        return True
+    key = pairs[0].long() * num_items + pairs[1].long()
+    return bool((key[1:] > key[:-1]).all())
 
 
 def normalized_adjacency(pairs: torch.Tensor, num_users: int, num_items: int) -> torch.Tensor:
@@ -159,21 +172,24 @@ def normalized_adjacency(pairs: torch.Tensor, num_users: int, num_items: int) ->
     Returns:
         Sparse CSR float32 tensor ``[U+I, U+I]`` on ``pairs``' device.
     """
-    n = int(num_users) + int(num_items)
+    nu, ni = int(num_users), int(num_items)
+    n = nu + ni
     dev = pairs.device
     p = union_pairs([pairs], num_items).to(dev)
-    u, i = p[0], p[1] + int(num_users)
-    row = torch.cat([u, i])
-    col = torch.cat([i, u])
-    deg = torch.bincount(row, minlength=n).to(torch.float32)
-    dinv = deg.pow(-0.5)
-    dinv[deg == 0] = 0.0
-    val = dinv[row] * dinv[col]
-    # CSR needs entries sorted by (row, col); the key is unique because pairs are unique
-    order = torch.argsort(row * n + col)
-    row, col, val = row[order], col[order], val[order]
+    u, i = p[0], p[1]
+    deg_u = torch.bincount(u, minlength=nu).to(torch.float32)
+    deg_i = torch.bincount(i, minlength=ni).to(torch.float32)
+    dinv_u = torch.where(deg_u > 0, deg_u.clamp(min=1).pow(-0.5), torch.zeros_like(deg_u))
+    dinv_i = torch.where(deg_i > 0, deg_i.clamp(min=1).pow(-0.5), torch.zeros_like(deg_i))
+    val_ui = dinv_u[u] * dinv_i[i]
+    # CSR entries must be sorted by (row, col). The user rows are already in (user, item)
+    # order because the pairs are sorted; the item rows only need a stable sort by item,
+    # which keeps users ascending within an item. No global sort of 2E keys, no row array.
+    perm = torch.sort(i, stable=True).indices
+    col = torch.cat([i + nu, u[perm]])
+    val = torch.cat([val_ui, val_ui[perm]])
     crow = torch.zeros(n + 1, dtype=torch.long, device=dev)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=n), 0)
+    crow[1:] = torch.cumsum(torch.cat([deg_u, deg_i]).long(), 0)
     return torch.sparse_csr_tensor(
         crow, col, val, size=(n, n), dtype=torch.float32, device=dev, check_invariants=False
     )

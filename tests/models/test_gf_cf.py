@@ -17,6 +17,7 @@ from gnnrec.models.encoders import gf_cf
 from gnnrec.models.encoders.gf_cf import (
     GFCF,
     binary_matrix,
+    item_gram,
     normalize_rating,
     randomized_right_singular,
     right_singular_vectors,
@@ -168,6 +169,13 @@ def test_dense_and_sparse_item_gram_agree(medium: TrainData) -> None:
     torch.testing.assert_close(scores(dense, medium), scores(sparse, medium), rtol=1e-5, atol=1e-6)
 
 
+def test_item_gram_in_row_blocks(medium: TrainData) -> None:
+    rn, _ = normalize_rating(binary_matrix(medium.pos_index.numpy(), 41, 60))
+    expected = (rn.T @ rn).toarray()
+    for cells in (2**24, 60, 1):  # one block, one row per block, and a block smaller than a row
+        np.testing.assert_allclose(item_gram(rn, block_cells=cells), expected, rtol=1e-6, atol=1e-7)
+
+
 def test_auto_gram_follows_the_memory_budget(medium: TrainData) -> None:
     # 60^2 float32 = 14,400 bytes
     assert fit(medium, rank=2, gram_budget_mb=14_400 / 2**20).gram is not None
@@ -182,6 +190,15 @@ def test_batching_invariance(medium: TrainData, dense_item_gram: bool) -> None:
     torch.testing.assert_close(scores(model, medium, order), full[order], rtol=1e-6, atol=1e-6)
     single = torch.cat([scores(model, medium, [u]) for u in range(41)])
     torch.testing.assert_close(single, full, rtol=1e-6, atol=1e-6)
+
+
+def test_user_blocks_of_the_sparse_path(medium: TrainData, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = fit(medium, rank=8, dense_item_gram=False)
+    full = scores(model, medium)
+    monkeypatch.setattr(gf_cf, "SCORE_BLOCK_USERS", 3)  # 41 users: 13 full blocks and one of 2
+    blocked = model.score_all(model.encode(medium), torch.arange(41))
+    assert blocked.is_contiguous()
+    torch.testing.assert_close(blocked, full, rtol=1e-6, atol=1e-6)
 
 
 def test_score_agrees_with_score_all(medium: TrainData) -> None:
