@@ -63,7 +63,9 @@ def main(spec_path: str, result_path: str) -> int:
     config = Config(model=spec["model"], dataset="ml-100k", config_dict=spec["config"])
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
-    torch.set_num_threads(threads)  # after RecBole's own setup, in case it touched the pool
+    torch.set_num_threads(
+        threads
+    )  # after RecBole's own setup, in case it touched the pool
 
     t = time.perf_counter()
     dataset = create_dataset(config)
@@ -76,7 +78,9 @@ def main(spec_path: str, result_path: str) -> int:
 
     # Time training alone: wrap the epoch function (validation runs in ``_valid_epoch``).
     epoch_times: list[float] = []
-    epoch_cpu: list[float] = []  # process CPU seconds: robust to other jobs on a shared machine
+    epoch_cpu: list[
+        float
+    ] = []  # process CPU seconds: robust to other jobs on a shared machine
     valid_times: list[float] = []
     valid_scores: list[float] = []
     train_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
@@ -86,7 +90,10 @@ def main(spec_path: str, result_path: str) -> int:
         out = train_epoch(*args, **kwargs)
         epoch_times.append(time.perf_counter() - t0)
         epoch_cpu.append(time.process_time() - c0)
-        print(f"[recbole {spec['model']}] epoch {len(epoch_times)}: {epoch_times[-1]:.2f} s", flush=True)
+        print(
+            f"[recbole {spec['model']}] epoch {len(epoch_times)}: {epoch_times[-1]:.2f} s",
+            flush=True,
+        )
         return out
 
     def timed_valid(*args: Any, **kwargs: Any) -> Any:
@@ -100,7 +107,9 @@ def main(spec_path: str, result_path: str) -> int:
     trainer._valid_epoch = timed_valid
 
     t = time.perf_counter()
-    best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    best_valid_score, _best_valid = trainer.fit(
+        train_data, valid_data, saved=True, show_progress=False
+    )
     fit_s = time.perf_counter() - t
 
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
@@ -121,7 +130,9 @@ def main(spec_path: str, result_path: str) -> int:
         "model": spec["model"],
         "epochs": len(epoch_times),
         # eval_step is 1 and RecBole keeps the first strictly-better score: first argmax
-        "best_epoch": valid_scores.index(max(valid_scores)) + 1 if valid_scores else None,
+        "best_epoch": valid_scores.index(max(valid_scores)) + 1
+        if valid_scores
+        else None,
         "epoch_s": statistics.fmean(epoch_times) if epoch_times else 0.0,
         "epoch_times": epoch_times,
         "epoch_cpu_s": statistics.fmean(epoch_cpu) if epoch_cpu else 0.0,
@@ -146,7 +157,11 @@ def main(spec_path: str, result_path: str) -> int:
             "valid": int(valid_data._dataset.inter_num),
             "test": int(test_data._dataset.inter_num),
         },
-        "versions": {"torch": torch.__version__, "recbole": _version("recbole"), "numpy": _version("numpy")},
+        "versions": {
+            "torch": torch.__version__,
+            "recbole": _version("recbole"),
+            "numpy": _version("numpy"),
+        },
     }
     Path(result_path).write_text(json.dumps(result, indent=2))
     return 0

@@ -50,7 +50,9 @@ class ModelPair:
 
     gnnrec: str  # gnnrec model name (and experiments/<name>-ml-100k.yaml)
     recbole: str  # RecBole model class name
-    recbole_params: dict[str, Any] = field(default_factory=dict)  # RecBole model hyperparameters
+    recbole_params: dict[str, Any] = field(
+        default_factory=dict
+    )  # RecBole model hyperparameters
     neg_samples: int = 1  # negatives per positive (both sides)
 
     @property
@@ -78,7 +80,11 @@ MODELS: dict[str, ModelPair] = {
         },
         neg_samples=4,
     ),
-    "lightgcn": ModelPair("lightgcn", "LightGCN", {"embedding_size": 64, "n_layers": 3, "reg_weight": 1e-4}),
+    "lightgcn": ModelPair(
+        "lightgcn",
+        "LightGCN",
+        {"embedding_size": 64, "n_layers": 3, "reg_weight": 1e-4},
+    ),
     "ngcf": ModelPair(
         "ngcf",
         "NGCF",
@@ -96,26 +102,62 @@ MODELS: dict[str, ModelPair] = {
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--models`` becomes a list of known model names."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default="mf_bpr,neumf,lightgcn,ngcf", help="comma-separated gnnrec model names")
-    p.add_argument("--epochs", type=int, default=30, help="maximum training epochs (both sides)")
-    p.add_argument("--patience", type=int, default=30, help="early-stopping patience in epochs (RecBole stopping_step)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and torch threads on both sides")
-    p.add_argument("--eval-repeats", type=int, default=3, help="timed validation evaluations per side (median)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "recbole"))
-    p.add_argument("--results-dir", default=None, help="also write recbole_ml-100k.{md,json} here")
-    p.add_argument("--recbole-venv", default=str(ROOT / ".tmp" / "recbole-venv"))
-    p.add_argument("--skip-install", action="store_true", help="use the RecBole venv as it is")
-    p.add_argument("--note", action="append", default=[], help="a line for the report's notes (repeatable)")
     p.add_argument(
-        "--render", metavar="JSON", help="only re-render the Markdown of a result JSON (with --note lines added)"
+        "--models",
+        default="mf_bpr,neumf,lightgcn,ngcf",
+        help="comma-separated gnnrec model names",
     )
-    p.add_argument("--child-gnnrec", nargs=2, metavar=("SPEC", "RESULT"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--epochs", type=int, default=30, help="maximum training epochs (both sides)"
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=30,
+        help="early-stopping patience in epochs (RecBole stopping_step)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OMP_NUM_THREADS and torch threads on both sides",
+    )
+    p.add_argument(
+        "--eval-repeats",
+        type=int,
+        default=3,
+        help="timed validation evaluations per side (median)",
+    )
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "recbole"))
+    p.add_argument(
+        "--results-dir", default=None, help="also write recbole_ml-100k.{md,json} here"
+    )
+    p.add_argument("--recbole-venv", default=str(ROOT / ".tmp" / "recbole-venv"))
+    p.add_argument(
+        "--skip-install", action="store_true", help="use the RecBole venv as it is"
+    )
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        help="a line for the report's notes (repeatable)",
+    )
+    p.add_argument(
+        "--render",
+        metavar="JSON",
+        help="only re-render the Markdown of a result JSON (with --note lines added)",
+    )
+    p.add_argument(
+        "--child-gnnrec", nargs=2, metavar=("SPEC", "RESULT"), help=argparse.SUPPRESS
+    )
     args = p.parse_args(argv)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]
     if unknown:
-        p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        p.error(
+            f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}"
+        )
     if not names and not (args.child_gnnrec or args.render):
         p.error("--models is empty")
     for flag in ("epochs", "patience", "threads", "eval_repeats"):
@@ -151,7 +193,10 @@ def recbole_config(
         "train_batch_size": 2048,
         "eval_batch_size": 4096,
         "learning_rate": 1e-3,
-        "train_neg_sample_args": {"distribution": "uniform", "sample_num": pair.neg_samples},
+        "train_neg_sample_args": {
+            "distribution": "uniform",
+            "sample_num": pair.neg_samples,
+        },
         "eval_args": {
             "split": {"RS": [0.8, 0.1, 0.1]},
             "order": "RO",
@@ -166,7 +211,9 @@ def recbole_config(
     }
 
 
-def gnnrec_overrides(*, epochs: int, patience: int, seed: int, threads: int) -> list[str]:
+def gnnrec_overrides(
+    *, epochs: int, patience: int, seed: int, threads: int
+) -> list[str]:
     """``--set`` overrides applied to ``experiments/<model>-ml-100k.yaml``."""
     return [
         f"train.epochs={epochs}",
@@ -200,14 +247,28 @@ def compare(gnnrec: dict[str, Any], recbole: dict[str, Any]) -> dict[str, Any]:
         "epoch_speedup": _ratio(recbole.get("epoch_s"), gnnrec.get("epoch_s")),
         "eval_s": {"gnnrec": gnnrec.get("eval_s"), "recbole": recbole.get("eval_s")},
         "eval_speedup": _ratio(recbole.get("eval_s"), gnnrec.get("eval_s")),
-        "epoch_cpu_s": {"gnnrec": gnnrec.get("epoch_cpu_s"), "recbole": recbole.get("epoch_cpu_s")},
-        "epoch_cpu_speedup": _ratio(recbole.get("epoch_cpu_s"), gnnrec.get("epoch_cpu_s")),
-        "eval_cpu_s": {"gnnrec": gnnrec.get("eval_cpu_s"), "recbole": recbole.get("eval_cpu_s")},
+        "epoch_cpu_s": {
+            "gnnrec": gnnrec.get("epoch_cpu_s"),
+            "recbole": recbole.get("epoch_cpu_s"),
+        },
+        "epoch_cpu_speedup": _ratio(
+            recbole.get("epoch_cpu_s"), gnnrec.get("epoch_cpu_s")
+        ),
+        "eval_cpu_s": {
+            "gnnrec": gnnrec.get("eval_cpu_s"),
+            "recbole": recbole.get("eval_cpu_s"),
+        },
         "eval_cpu_speedup": _ratio(recbole.get("eval_cpu_s"), gnnrec.get("eval_cpu_s")),
-        "peak_rss_mb": {"gnnrec": gnnrec.get("peak_rss_mb"), "recbole": recbole.get("peak_rss_mb")},
+        "peak_rss_mb": {
+            "gnnrec": gnnrec.get("peak_rss_mb"),
+            "recbole": recbole.get("peak_rss_mb"),
+        },
         "rss_ratio": _ratio(gnnrec.get("peak_rss_mb"), recbole.get("peak_rss_mb")),
         "epochs": {"gnnrec": gnnrec.get("epochs"), "recbole": recbole.get("epochs")},
-        "best_epoch": {"gnnrec": gnnrec.get("best_epoch"), "recbole": recbole.get("best_epoch")},
+        "best_epoch": {
+            "gnnrec": gnnrec.get("best_epoch"),
+            "recbole": recbole.get("best_epoch"),
+        },
         "wall_s": {"gnnrec": gnnrec.get("wall_s"), "recbole": recbole.get("wall_s")},
         "test": {},
     }
@@ -219,7 +280,11 @@ def compare(gnnrec: dict[str, Any], recbole: dict[str, Any]) -> dict[str, Any]:
 
 
 def meets_targets(
-    row: dict[str, Any], *, speedup: float = 2.0, tolerance: float = 0.03, clock: str = "wall"
+    row: dict[str, Any],
+    *,
+    speedup: float = 2.0,
+    tolerance: float = 0.03,
+    clock: str = "wall",
 ) -> dict[str, bool]:
     """The issue's targets: ≥ ``speedup``× per epoch and per evaluation, each test metric no
     worse than RecBole by more than ``tolerance`` (relative; better is fine).
@@ -227,7 +292,10 @@ def meets_targets(
     ``clock`` is ``"wall"`` (``epoch_speedup`` / ``eval_speedup``) or ``"cpu"`` (the process
     CPU-time ratios, which other jobs on a shared machine disturb much less)."""
     suffix = "_cpu_speedup" if clock == "cpu" else "_speedup"
-    metrics_ok = all(v["rel_diff"] is not None and v["rel_diff"] >= -tolerance for v in row["test"].values())
+    metrics_ok = all(
+        v["rel_diff"] is not None and v["rel_diff"] >= -tolerance
+        for v in row["test"].values()
+    )
     epoch, ev = row.get("epoch" + suffix), row.get("eval" + suffix)
     return {
         "epoch": epoch is not None and epoch >= speedup,
@@ -251,23 +319,35 @@ def render_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str
         "",
         f"- date: {meta.get('date')}",
         f"- commit: `{meta.get('commit')}`",
-        f"- machine: {meta.get('nproc')} cores, {meta.get('cpu')}; load average at start {meta.get('loadavg')}, "
-        f"at the end {meta.get('loadavg_end', '–')}",
-        f"- threads: {meta.get('threads')} per side (`OMP_NUM_THREADS` and `torch.set_num_threads`), "
-        "sides and models run one after another",
-        f"- budget: at most {meta.get('epochs')} epochs, patience {meta.get('patience')}, "
-        "validation (NDCG@20) every epoch, best model restored for test",
+        (
+            f"- machine: {meta.get('nproc')} cores, {meta.get('cpu')}; load average at start {meta.get('loadavg')}, "
+            f"at the end {meta.get('loadavg_end', '–')}"
+        ),
+        (
+            f"- threads: {meta.get('threads')} per side (`OMP_NUM_THREADS` and `torch.set_num_threads`), "
+            "sides and models run one after another"
+        ),
+        (
+            f"- budget: at most {meta.get('epochs')} epochs, patience {meta.get('patience')}, "
+            "validation (NDCG@20) every epoch, best model restored for test"
+        ),
         f"- command: `{meta.get('command')}`",
-        f"- versions: gnnrec side {meta.get('versions', {}).get('gnnrec')}; "
-        f"RecBole side {meta.get('versions', {}).get('recbole')}",
+        (
+            f"- versions: gnnrec side {meta.get('versions', {}).get('gnnrec')}; "
+            f"RecBole side {meta.get('versions', {}).get('recbole')}"
+        ),
         "",
-        "Speed ratios are RecBole / gnnrec (> 1: gnnrec faster). `epoch s` is training only (mean per "
-        "epoch, validation excluded); `eval s` is one full-ranking evaluation of the validation users "
-        "with the restored best model, propagation included (median of "
-        f"{meta.get('eval_repeats')}). Peak RSS is each child's `VmHWM`.",
+        (
+            "Speed ratios are RecBole / gnnrec (> 1: gnnrec faster). `epoch s` is training only (mean per "
+            "epoch, validation excluded); `eval s` is one full-ranking evaluation of the validation users "
+            "with the restored best model, propagation included (median of "
+            f"{meta.get('eval_repeats')}). Peak RSS is each child's `VmHWM`."
+        ),
         "",
-        "| model | epoch s gnnrec | epoch s RecBole | speed-up | eval s gnnrec | eval s RecBole | speed-up "
-        "| peak RSS MiB gnnrec | peak RSS MiB RecBole | epochs (best) gnnrec | epochs (best) RecBole | targets |",
+        (
+            "| model | epoch s gnnrec | epoch s RecBole | speed-up | eval s gnnrec | eval s RecBole | speed-up "
+            "| peak RSS MiB gnnrec | peak RSS MiB RecBole | epochs (best) gnnrec | epochs (best) RecBole | targets |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
@@ -283,11 +363,15 @@ def render_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str
         )
     out += [
         "",
-        "The same two measurements in process CPU seconds (one thread per side, so CPU time is the "
-        "work done and moves much less than wall time when other jobs share the cores):",
+        (
+            "The same two measurements in process CPU seconds (one thread per side, so CPU time is the "
+            "work done and moves much less than wall time when other jobs share the cores):"
+        ),
         "",
-        "| model | epoch CPU s gnnrec | epoch CPU s RecBole | speed-up | eval CPU s gnnrec "
-        "| eval CPU s RecBole | speed-up | targets (CPU) |",
+        (
+            "| model | epoch CPU s gnnrec | epoch CPU s RecBole | speed-up | eval CPU s gnnrec "
+            "| eval CPU s RecBole | speed-up | targets (CPU) |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
@@ -302,14 +386,20 @@ def render_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str
         "",
         "Test metrics (full ranking; relative difference = (gnnrec − RecBole) / RecBole):",
         "",
-        "| model | " + " | ".join(f"{m} gnnrec | {m} RecBole | Δ" for m in METRICS) + " |",
+        "| model | "
+        + " | ".join(f"{m} gnnrec | {m} RecBole | Δ" for m in METRICS)
+        + " |",
         "|---|" + "---:|---:|---:|" * len(METRICS),
     ]
     for r in rows:
         cells = []
         for m in METRICS:
             v = r["test"][m]
-            cells += [_f(v["gnnrec"], ".4f"), _f(v["recbole"], ".4f"), _pct(v["rel_diff"])]
+            cells += [
+                _f(v["gnnrec"], ".4f"),
+                _f(v["recbole"], ".4f"),
+                _pct(v["rel_diff"]),
+            ]
         out.append(f"| {r['model']} | " + " | ".join(cells) + " |")
     if meta.get("notes"):
         out += ["", *[f"- {n}" for n in meta["notes"]]]
@@ -321,9 +411,16 @@ def render_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str
 
 def _child_env(threads: int, recbole: bool = False) -> dict[str, str]:
     env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "POLARS_MAX_THREADS",
+    ):
         env[var] = str(threads)
-    if recbole:  # RecBole's load_best_model unpickles its config; gnnrec loads weights only
+    if (
+        recbole
+    ):  # RecBole's load_best_model unpickles its config; gnnrec loads weights only
         env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     env.setdefault("TMPDIR", str(ROOT / ".tmp"))
     env.setdefault("GNNREC_DATA", "/work/shared/data")
@@ -335,9 +432,18 @@ def ensure_recbole_venv(venv: Path) -> Path:
     """Create the RecBole venv unless it already imports RecBole 1.2.1; return its python."""
     python = venv / "bin" / "python"
     check = "import recbole, torch, numpy; assert recbole.__version__ == '1.2.1', recbole.__version__"
-    if python.exists() and subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0:
+    if (
+        python.exists()
+        and subprocess.run(
+            [str(python), "-c", check], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
         return python
-    print(f"creating the RecBole venv in {venv} (torch first, then recbole 1.2.1)", flush=True)
+    print(
+        f"creating the RecBole venv in {venv} (torch first, then recbole 1.2.1)",
+        flush=True,
+    )
     if not python.exists():
         subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "-q"]
@@ -351,41 +457,83 @@ def ensure_recbole_venv(venv: Path) -> Path:
 def recbole_data_path(python: Path) -> str:
     """The ``dataset_example`` folder of the installed RecBole (it ships ml-100k atomic files)."""
     code = "import os, recbole; print(os.path.join(os.path.dirname(recbole.__file__), 'dataset_example'))"
-    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
-def _run_child(cmd: list[str], cwd: Path, log_path: Path, threads: int, label: str, recbole: bool = False) -> float:
+def _run_child(
+    cmd: list[str],
+    cwd: Path,
+    log_path: Path,
+    threads: int,
+    label: str,
+    recbole: bool = False,
+) -> float:
     print(f"  {label}: running (log {log_path})", flush=True)
     t = time.perf_counter()
     with log_path.open("w") as log:
-        proc = subprocess.run(cmd, cwd=cwd, env=_child_env(threads, recbole), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=_child_env(threads, recbole),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text().splitlines()[-25:])
-        raise RuntimeError(f"{label} failed (exit {proc.returncode}); last lines of {log_path}:\n{tail}")
+        raise RuntimeError(
+            f"{label} failed (exit {proc.returncode}); last lines of {log_path}:\n{tail}"
+        )
     print(f"  {label}: done in {wall:.1f} s", flush=True)
     return wall
 
 
-def run_gnnrec_side(pair: ModelPair, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def run_gnnrec_side(
+    pair: ModelPair, args: argparse.Namespace, out: Path
+) -> dict[str, Any]:
     spec = {
         "model": pair.gnnrec,
         "config": str(pair.experiment),
-        "overrides": gnnrec_overrides(epochs=args.epochs, patience=args.patience, seed=args.seed, threads=args.threads),
+        "overrides": gnnrec_overrides(
+            epochs=args.epochs,
+            patience=args.patience,
+            seed=args.seed,
+            threads=args.threads,
+        ),
         "run_dir": str(out / "runs" / f"gnnrec-{pair.gnnrec}"),
         "threads": args.threads,
         "eval_repeats": args.eval_repeats,
     }
-    spec_path, result_path = out / "specs" / f"gnnrec-{pair.gnnrec}.json", out / "specs" / f"gnnrec-{pair.gnnrec}.result.json"
+    spec_path, result_path = (
+        out / "specs" / f"gnnrec-{pair.gnnrec}.json",
+        out / "specs" / f"gnnrec-{pair.gnnrec}.result.json",
+    )
     spec_path.write_text(json.dumps(spec, indent=2))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-gnnrec", str(spec_path), str(result_path)]
-    wall = _run_child(cmd, ROOT, out / "logs" / f"gnnrec-{pair.gnnrec}.log", args.threads, f"{pair.gnnrec} / gnnrec")
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child-gnnrec",
+        str(spec_path),
+        str(result_path),
+    ]
+    wall = _run_child(
+        cmd,
+        ROOT,
+        out / "logs" / f"gnnrec-{pair.gnnrec}.log",
+        args.threads,
+        f"{pair.gnnrec} / gnnrec",
+    )
     result = json.loads(result_path.read_text())
     result["process_wall_s"] = wall
     return result
 
 
-def run_recbole_side(pair: ModelPair, args: argparse.Namespace, out: Path, python: Path, data_path: str) -> dict[str, Any]:
+def run_recbole_side(
+    pair: ModelPair, args: argparse.Namespace, out: Path, python: Path, data_path: str
+) -> dict[str, Any]:
     work = out / "recbole-work" / pair.recbole
     work.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -401,10 +549,20 @@ def run_recbole_side(pair: ModelPair, args: argparse.Namespace, out: Path, pytho
             checkpoint_dir=str(work / "saved"),
         ),
     }
-    spec_path, result_path = out / "specs" / f"recbole-{pair.gnnrec}.json", out / "specs" / f"recbole-{pair.gnnrec}.result.json"
+    spec_path, result_path = (
+        out / "specs" / f"recbole-{pair.gnnrec}.json",
+        out / "specs" / f"recbole-{pair.gnnrec}.result.json",
+    )
     spec_path.write_text(json.dumps(spec, indent=2))
     cmd = [str(python), str(RUNNER), str(spec_path), str(result_path)]
-    wall = _run_child(cmd, work, out / "logs" / f"recbole-{pair.gnnrec}.log", args.threads, f"{pair.gnnrec} / RecBole", recbole=True)
+    wall = _run_child(
+        cmd,
+        work,
+        out / "logs" / f"recbole-{pair.gnnrec}.log",
+        args.threads,
+        f"{pair.gnnrec} / RecBole",
+        recbole=True,
+    )
     result = json.loads(result_path.read_text())
     result["model"] = pair.gnnrec
     result["process_wall_s"] = wall
@@ -428,7 +586,9 @@ def gnnrec_child(spec_path: str, result_path: str) -> int:
 
     import_s = time.perf_counter() - t
     torch.set_num_threads(int(spec["threads"]))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     from gnnrec.train.trainer import Trainer
 
@@ -463,10 +623,14 @@ def gnnrec_child(spec_path: str, result_path: str) -> int:
     # Time one full-ranking evaluation of the validation users with the restored best model:
     # encode (propagation) + score all items + top-k + metrics, as RecBole's evaluate(valid).
     model = build_model(cfg.model, prepared.data.meta)
-    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(
+        torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    )
     model.prepare(prepared.data)
     model.eval()
-    evaluator = Evaluator(cfg.eval.ks, cfg.eval.metrics, cfg.eval.batch_size, torch.device("cpu"))
+    evaluator = Evaluator(
+        cfg.eval.ks, cfg.eval.metrics, cfg.eval.batch_size, torch.device("cpu")
+    )
     eval_times: list[float] = []
     eval_cpu: list[float] = []
     with torch.no_grad():
@@ -492,7 +656,9 @@ def gnnrec_child(spec_path: str, result_path: str) -> int:
         "eval_s": statistics.median(eval_times),
         "eval_times": eval_times,
         "eval_cpu_s": statistics.median(eval_cpu),
-        "test_eval_s": res["timing"]["eval_s"],  # encode + test evaluation, from metrics.json
+        "test_eval_s": res["timing"][
+            "eval_s"
+        ],  # encode + test evaluation, from metrics.json
         "fit_s": res["timing"]["fit_s"],
         "data_s": data_s,
         "import_s": import_s,
@@ -539,19 +705,44 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "loadavg": None if load is None else [round(x, 2) for x in load]}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "loadavg": None if load is None else [round(x, 2) for x in load],
+    }
 
 
 def _commit() -> str | None:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True)
-        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if sha.returncode == 0 else None
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return (
+            sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            if sha.returncode == 0
+            else None
+        )
     except OSError:
         return None
 
 
-def write_outputs(rows: list[dict[str, Any]], sides: dict[str, Any], meta: dict[str, Any], dirs: Sequence[Path]) -> None:
+def write_outputs(
+    rows: list[dict[str, Any]],
+    sides: dict[str, Any],
+    meta: dict[str, Any],
+    dirs: Sequence[Path],
+) -> None:
     payload = {"meta": meta, "rows": rows, "sides": sides}
     md = render_markdown(rows, meta)
     for d in dirs:
@@ -576,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         python = ensure_recbole_venv(Path(args.recbole_venv).resolve())
     data_path = recbole_data_path(python)
     meta: dict[str, Any] = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017 - datetime.UTC needs Python 3.11
         "commit": _commit(),
         **machine_info(),
         "threads": args.threads,
@@ -584,7 +775,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "patience": args.patience,
         "seed": args.seed,
         "eval_repeats": args.eval_repeats,
-        "command": "python benchmarks/recbole_side_by_side.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/recbole_side_by_side.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "recbole_data": data_path,
         "versions": {},
         "notes": [*args.note, METHOD_NOTE],
@@ -599,7 +791,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = run_recbole_side(pair, args, out, python, data_path)
         v = g.get("versions", {})
         meta["versions"]["gnnrec"] = f"torch {v.get('torch')}, numpy {v.get('numpy')}"
-        meta["versions"]["recbole"] = ", ".join(f"{k} {x}" for k, x in r.get("versions", {}).items())
+        meta["versions"]["recbole"] = ", ".join(
+            f"{k} {x}" for k, x in r.get("versions", {}).items()
+        )
         sides[name] = {"gnnrec": g, "recbole": r}
         row = compare(g, r)
         rows.append(row)
@@ -610,7 +804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         meta["loadavg_end"] = machine_info()["loadavg"]
-        write_outputs(rows, sides, meta, dirs)  # after each model, so an interrupted run keeps results
+        write_outputs(
+            rows, sides, meta, dirs
+        )  # after each model, so an interrupted run keeps results
     print(render_markdown(rows, meta))
     return 0
 

@@ -312,6 +312,14 @@ def test_config_validation() -> None:
     assert model.config.dense_item_gram == "auto"  # type: ignore[attr-defined]
 
 
+def test_state_dict_after_scoring(medium: TrainData, tmp_path) -> None:
+    # the runner saves model.state_dict(); scoring caches must not be taken for buffers
+    model = fit(medium, rank=4, dense_item_gram=False)
+    scores(model, medium)
+    assert model.state_dict() == {}
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+
+
 def test_encode_before_prepare_raises() -> None:
     data = make_data(HAND, 3, 4)
     model = build_model(ModelSpec(name="gf_cf"), data.meta)

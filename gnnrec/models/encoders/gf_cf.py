@@ -343,7 +343,7 @@ class GFCF(Recommender):
         self.svd_method = "none"
         self.timing: dict[str, float] = {}
         self._emb: EmbDict = {}
-        self._buffers: dict[str, np.ndarray] = {}  # scoring work arrays (see _buffer)
+        self._work: dict[str, np.ndarray] = {}  # scoring work arrays (see _buffer)
 
     @property
     def threads(self) -> int:
@@ -365,7 +365,7 @@ class GFCF(Recommender):
         self.rn, di = normalize_rating(self.r)
         self.rn_t = self.rn.T.tocsr()
         self.gram = None
-        self._buffers = {}
+        self._work = {}
         if self.use_dense_gram():
             self.gram = item_gram(self.rn)
         t1 = time.perf_counter()
@@ -417,10 +417,10 @@ class GFCF(Recommender):
         Scoring allocates its two block buffers once per model instead of once per block:
         fresh multi-MB arrays cost page faults (system time) on every block.
         """
-        flat = self._buffers.get(name)
+        flat = self._work.get(name)
         if flat is None or flat.shape[0] < rows * cols:
             flat = np.empty(rows * max(cols, SCORE_BLOCK_USERS), dtype=np.float32)
-            self._buffers[name] = flat
+            self._work[name] = flat
         return flat[: rows * cols].reshape(rows, cols)
 
     def _xbt(self, users: np.ndarray) -> np.ndarray:
