@@ -74,6 +74,20 @@ class Recommender(nn.Module):
         """Default: ``emb["user"][users] @ emb["item"].T``."""
         return emb["user"][user_index] @ emb["item"].T
 
+    def score_from_rows(
+        self, emb: EmbDict, user_index: torch.Tensor, item_index: torch.Tensor, chunk: int = 2**24
+    ) -> torch.Tensor:
+        """Pair scores for models whose natural output is a full row (kNN, graph filters):
+        full rows of the distinct users in chunks of at most ``chunk`` scores, then a gather."""
+        out = torch.zeros(user_index.shape[0], device=user_index.device)
+        uniq, inv = torch.unique(user_index, return_inverse=True)
+        step = max(1, chunk // max(1, self.meta.num_items))
+        for s in range(0, uniq.shape[0], step):
+            rows = self.score_all(emb, uniq[s : s + step])
+            sel = (inv >= s) & (inv < s + step)
+            out[sel] = rows[inv[sel] - s, item_index[sel]]
+        return out
+
     def regularization(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
         """Extra loss term (e.g. L2 on the batch's ego embeddings); default 0."""
         return torch.zeros((), device=batch.user.device)

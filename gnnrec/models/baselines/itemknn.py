@@ -215,15 +215,7 @@ class ItemKNN(Recommender):
         return out.view(b, num_items)
 
     def score(self, emb: EmbDict, user_index: torch.Tensor, item_index: torch.Tensor) -> torch.Tensor:
-        # Full rows of the distinct users, in chunks of bounded size, then gather the pairs.
-        out = torch.zeros(user_index.shape[0], device=user_index.device)
-        uniq, inv = torch.unique(user_index, return_inverse=True)
-        step = max(1, _SCORE_CHUNK // max(1, self.meta.num_items))
-        for s in range(0, uniq.shape[0], step):
-            rows = self.score_all(emb, uniq[s : s + step])
-            sel = (inv >= s) & (inv < s + step)
-            out[sel] = rows[inv[sel] - s, item_index[sel]]
-        return out
+        return self.score_from_rows(emb, user_index, item_index, _SCORE_CHUNK)
 
     def extra_repr(self) -> str:
         return f"num_items={self.meta.num_items}, k={self.config.k}, shrink={self.config.shrink}"

@@ -25,6 +25,13 @@ def ego_l2(reg: float, user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor)
     return reg * sq / 2 / b
 
 
+def batch_ego_l2(reg: float, user_emb: nn.Embedding, item_emb: nn.Embedding, batch: PairBatch) -> torch.Tensor:
+    """:func:`ego_l2` on the rows of the ego tables a batch touches (0 when ``reg`` is 0)."""
+    if reg == 0:
+        return torch.zeros((), device=batch.user.device)
+    return ego_l2(reg, user_emb.weight[batch.user], item_emb.weight[batch.pos], item_emb.weight[batch.neg])
+
+
 class MFBPRConfig(ModelConfig):
     """Hyper-parameters of :class:`MFBPR`."""
 
@@ -84,14 +91,7 @@ class MFBPR(Recommender):
         return {"user": self.user_emb.weight, "item": self.item_emb.weight}
 
     def regularization(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
-        if self.config.reg == 0:
-            return torch.zeros((), device=batch.user.device)
-        return ego_l2(
-            self.config.reg,
-            self.user_emb.weight[batch.user],
-            self.item_emb.weight[batch.pos],
-            self.item_emb.weight[batch.neg],
-        )
+        return batch_ego_l2(self.config.reg, self.user_emb, self.item_emb, batch)
 
     def extra_repr(self) -> str:
         return f"num_users={self.meta.num_users}, num_items={self.meta.num_items}, " + super().extra_repr()

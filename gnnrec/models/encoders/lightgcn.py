@@ -11,7 +11,7 @@ from torch import nn
 from gnnrec.errors import ConfigError
 from gnnrec.graph.data import GraphMeta, TrainData
 from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
-from gnnrec.models.baselines.mf_bpr import ego_l2
+from gnnrec.models.baselines.mf_bpr import batch_ego_l2
 from gnnrec.models.encoders.propagation import propagate
 
 
@@ -151,14 +151,7 @@ class LightGCN(Recommender):
         return {"user": out[: self.meta.num_users], "item": out[self.meta.num_users :]}
 
     def regularization(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
-        if self.config.reg == 0:
-            return torch.zeros((), device=batch.user.device)
-        return ego_l2(
-            self.config.reg,
-            self.user_emb.weight[batch.user],
-            self.item_emb.weight[batch.pos],
-            self.item_emb.weight[batch.neg],
-        )
+        return batch_ego_l2(self.config.reg, self.user_emb, self.item_emb, batch)
 
     def extra_repr(self) -> str:
         return f"num_users={self.meta.num_users}, num_items={self.meta.num_items}, " + super().extra_repr()
