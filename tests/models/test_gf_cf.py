@@ -21,8 +21,8 @@ from gnnrec.models.encoders.gf_cf import (
     normalize_rating,
     randomized_right_singular,
     right_singular_vectors,
+    CSRBags,
     spmm,
-    spmm_into,
 )
 
 
@@ -196,6 +196,7 @@ def test_user_blocks_of_the_sparse_path(medium: TrainData, monkeypatch: pytest.M
     model = fit(medium, rank=8, dense_item_gram=False)
     full = scores(model, medium)
     monkeypatch.setattr(gf_cf, "SCORE_BLOCK_USERS", 3)  # 41 users: 13 full blocks and one of 2
+    monkeypatch.setattr(gf_cf, "_TRANSPOSE_TILE", 2)  # and tiles that do not divide the block
     blocked = model.score_all(model.encode(medium), torch.arange(41))
     assert blocked.is_contiguous()
     torch.testing.assert_close(blocked, full, rtol=1e-6, atol=1e-6)
@@ -274,18 +275,20 @@ def test_svd_rank_capped_and_auto() -> None:
     assert right_singular_vectors(a, 0, "auto")[1].shape == (80, 0)
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_spmm_matches_scipy(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gf_cf, "_THREAD_MIN_WORK", 0)  # use the threads even on tiny inputs
+def test_spmm_matches_scipy() -> None:
     rng = np.random.default_rng(0)
-    a = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    a = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=1).tolil()
+    a[0, :] = 0  # empty first row
+    a[45:, :] = 0  # empty trailing rows (embedding_bag: empty last bags)
+    a = a.tocsr()
     x = rng.standard_normal((30, 7)).astype(np.float32)
-    np.testing.assert_allclose(spmm(a, x, threads), a @ x, rtol=1e-5, atol=1e-6)
-    out = np.ones((50, 7), dtype=np.float32)
-    spmm_into(a, x, out, threads)  # accumulates
-    np.testing.assert_allclose(out, 1 + a @ x, rtol=1e-5, atol=1e-6)
+    got = spmm(a, x)
+    assert isinstance(got, torch.Tensor) and got.shape == (50, 7)
+    np.testing.assert_allclose(got.numpy(), a @ x, rtol=1e-5, atol=1e-6)
+    assert spmm(a, np.zeros((30, 0), dtype=np.float32)).shape == (50, 0)
+    assert torch.equal(spmm(sp.csr_matrix((4, 30), dtype=np.float32), x), torch.zeros(4, 7))
     with pytest.raises(ValueError):
-        spmm_into(a, x, np.zeros((50, 6), dtype=np.float32))
+        CSRBags(a).matmul(torch.zeros(29, 7))
 
 
 def test_binary_and_normalized_matrices() -> None:
