@@ -22,9 +22,10 @@ log = logging.getLogger("gnnrec")
 DENSE_SVD_CELLS = 2**22
 #: (user, item) cells scored at once by :meth:`GFCF.score`
 _SCORE_CHUNK = 2**24
-#: users scored per block on the sparse path (memory: an [U, block] and an [I, block] float32
-#: buffer; Gowalla: 30 + 42 MB)
-SCORE_BLOCK_USERS = 256
+#: users scored per block on the sparse path (memory: [U, block] and [I, block] float32 work
+#: arrays; Gowalla: 15 + 21 MB, under glibc's 32 MB mmap threshold, so the per-block result of
+#: embedding_bag reuses heap memory instead of page-faulting fresh pages each time)
+SCORE_BLOCK_USERS = 128
 #: item columns transposed at once into the [B, I] output (32 floats = two cache lines per item)
 _TRANSPOSE_TILE = 32
 
@@ -257,9 +258,9 @@ class GFCF(Recommender):
           ``gram_budget_mb``): the dense gram :math:`G = \tilde R^\top \tilde R` is built once
           and a batch costs ``R_b @ G``. Otherwise two sparse products per batch,
           :math:`X_b = R_b \tilde R^\top` (sparse, ``[B, U]``) then :math:`X_b \tilde R`,
-          computed as :math:`\tilde R^\top X_b^\top` into an ``[I, b]`` buffer per block of
-          :data:`SCORE_BLOCK_USERS` users (then transposed into the ``[B, I]`` output); no
-          ``I x I`` matrix is formed.
+          computed as :math:`\tilde R^\top X_b^\top` (:class:`CSRBags`, ``embedding_bag``)
+          into an ``[I, b]`` array per block of :data:`SCORE_BLOCK_USERS` users, then
+          transposed into the ``[B, I]`` output; no ``I x I`` matrix is formed.
         * The SVD is randomized subspace iteration by default on large matrices
           (:func:`randomized_right_singular`); ``svd: arpack`` gives ``scipy``'s ``svds``.
 
