@@ -78,7 +78,9 @@ def config_path(model: str) -> Path:
     return ROOT / "experiments" / f"{model}-gowalla.yaml"
 
 
-def run_model(model: str, overrides: list[str], out_dir: Path, label: str | None = None) -> dict[str, Any]:
+def run_model(
+    model: str, overrides: list[str], out_dir: Path, label: str | None = None
+) -> dict[str, Any]:
     """Run one model's gowalla config in this process; return its record (kept under
     ``label``, default the model name)."""
     from gnnrec.config import dump_config, load_config
@@ -93,7 +95,12 @@ def run_model(model: str, overrides: list[str], out_dir: Path, label: str | None
     t0 = time.perf_counter()
     prepared = prepare_data(cfg)
     prepare_s = time.perf_counter() - t0
-    result = run(cfg, out_dir / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}", progress=False, prepared=prepared)
+    result = run(
+        cfg,
+        out_dir / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}",
+        progress=False,
+        prepared=prepared,
+    )
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu0
     m = result.metrics
@@ -136,18 +143,31 @@ def _torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-def time_cli(model: str, overrides: list[str], out_dir: Path, repeat: int) -> dict[str, Any]:
+def time_cli(
+    model: str, overrides: list[str], out_dir: Path, repeat: int
+) -> dict[str, Any]:
     """Time ``gnnrec run CONFIG`` end to end in fresh subprocesses; return wall/CPU per run."""
     runs: list[dict[str, Any]] = []
     for i in range(repeat):
         run_dir = out_dir / f"{model}-cli-{time.strftime('%Y%m%d-%H%M%S')}-{i}"
-        cmd = [sys.executable, "-m", "gnnrec", "run", str(config_path(model)), "--out", str(run_dir), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gnnrec",
+            "run",
+            str(config_path(model)),
+            "--out",
+            str(run_dir),
+            "--quiet",
+        ]
         for o in overrides:
             cmd += ["--set", o]
         load = _loadavg()
         cpu0 = _cpu_seconds(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, check=False
+        )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
@@ -161,10 +181,14 @@ def time_cli(model: str, overrides: list[str], out_dir: Path, repeat: int) -> di
                 "timing": metrics["timing"],
             }
         )
-        print(f"[{model}] cli run {i + 1}/{repeat}: {wall:.1f} s wall, load {load}", flush=True)
+        print(
+            f"[{model}] cli run {i + 1}/{repeat}: {wall:.1f} s wall, load {load}",
+            flush=True,
+        )
     rel = config_path(model).relative_to(ROOT)
     return {
-        "command": f"gnnrec run {rel} --quiet" + "".join(f" --set {o}" for o in overrides),
+        "command": f"gnnrec run {rel} --quiet"
+        + "".join(f" --set {o}" for o in overrides),
         "runs": runs,
         "median_wall_s": statistics.median(r["wall_s"] for r in runs),
         "min_wall_s": min(r["wall_s"] for r in runs),
@@ -196,15 +220,25 @@ def svd_sweep(
     ]
     rows = []
     for extra in settings:
-        model = build_model(ModelSpec(name="gf_cf", params={**cfg.model.params, **extra}), prepared.data.meta)
+        model = build_model(
+            ModelSpec(name="gf_cf", params={**cfg.model.params, **extra}),
+            prepared.data.meta,
+        )
         cpu0 = time.process_time()
         model.prepare(prepared.data)
         prep_cpu = time.process_time() - cpu0
         model.eval()
         res = evaluator.evaluate(model, model.encode(prepared.data), prepared.test)
-        row = {**extra, "test": res.metrics, "svd_s": model.timing["svd_s"], "prepare_cpu_s": prep_cpu}
+        row = {
+            **extra,
+            "test": res.metrics,
+            "svd_s": model.timing["svd_s"],
+            "prepare_cpu_s": prep_cpu,
+        }
         rows.append(row)
-        print(f"[svd sweep] {extra}: {res.metrics}, SVD {row['svd_s']:.1f} s", flush=True)
+        print(
+            f"[svd sweep] {extra}: {res.metrics}, SVD {row['svd_s']:.1f} s", flush=True
+        )
     return {
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
         "config": str(config_path("gf_cf").relative_to(ROOT)),
@@ -262,14 +296,20 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
         for rec in recs:
             got = {k: rec["test"].get(k) for k in target}
             met = all(got[k] is not None and got[k] >= v for k, v in target.items())
-            text = ", ".join(f"{k} {_fmt(got[k])} (target ≥ {v:.4f})" for k, v in target.items())
+            text = ", ".join(
+                f"{k} {_fmt(got[k])} (target ≥ {v:.4f})" for k, v in target.items()
+            )
             line = f"- {rec.get('label', model)}: accuracy **{'met' if met else 'not met'}** — {text}."
             limit = ref.get("time_target_s")
             if limit is not None:
                 cli = rec.get("cli")
                 if cli:
                     best, med = cli["min_wall_s"], cli["median_wall_s"]
-                    loads = [r["load_avg_before"][0] for r in cli["runs"] if r["load_avg_before"]]
+                    loads = [
+                        r["load_avg_before"][0]
+                        for r in cli["runs"]
+                        if r["load_avg_before"]
+                    ]
                     cpu = min(r["cpu_s"] for r in cli["runs"])
                     verdict = "met" if best <= limit else "not met"
                     line += (
@@ -282,6 +322,8 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
                 else:
                     line += f" Whole command line not timed (in-process run: {rec['wall_s']:.1f} s wall)."
             lines.append(line)
+        if ref.get("note") and recs:
+            lines.append(f"  Note: {' '.join(ref['note'].split())}")
     lines += [
         "",
         "## Runs",
@@ -296,7 +338,9 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
         ov = " ".join(f"`{o}`" for o in rec["overrides"]) or "–"
         t = rec["timing"]
         cli = rec.get("cli")
-        cli_s = "–" if not cli else " / ".join(f"{r['wall_s']:.1f} s" for r in cli["runs"])
+        cli_s = (
+            "–" if not cli else " / ".join(f"{r['wall_s']:.1f} s" for r in cli["runs"])
+        )
         lines.append(
             f"| {rec.get('label', rec['model'])} | `{rec['config']}` | {ov} | `{rec['commit']}` | {rec['prepare_s']:.1f} s | "
             f"{t['fit_s']:.1f} s | {t['eval_s']:.1f} s | {rec['wall_s']:.1f} s ({rec['cpu_s']:.1f} s) | "
@@ -308,7 +352,9 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
     lines.append("|---" * (len(keys) + 1) + "|")
     for rec in runs.values():
         lines.append(
-            f"| {rec.get('label', rec['model'])} | " + " | ".join(_fmt(rec["test"].get(k)) for k in keys) + " |"
+            f"| {rec.get('label', rec['model'])} | "
+            + " | ".join(_fmt(rec["test"].get(k)) for k in keys)
+            + " |"
         )
     sweep = records.get("_svd_sweep")
     if sweep:
@@ -346,8 +392,14 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=None, help="models to run (default: gf_cf)")
-    p.add_argument("--all", action="store_true", help=f"run {', '.join(ALL_MODELS)} (those with a config)")
+    p.add_argument(
+        "--models", nargs="+", default=None, help="models to run (default: gf_cf)"
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help=f"run {', '.join(ALL_MODELS)} (those with a config)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -362,10 +414,23 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="end-to-end `gnnrec run` timings for models with a time target (0 = skip)",
     )
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/gowalla", help="parent of run directories")
-    p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/gowalla.md")
-    p.add_argument("--references", type=Path, default=ROOT / "benchmarks/references/gowalla.yaml")
-    p.add_argument("--label", default=None, help="record name (default: the model; e.g. gf_cf[svd=arpack])")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks/out/gowalla",
+        help="parent of run directories",
+    )
+    p.add_argument(
+        "--results", type=Path, default=ROOT / "benchmarks/results/gowalla.md"
+    )
+    p.add_argument(
+        "--references", type=Path, default=ROOT / "benchmarks/references/gowalla.yaml"
+    )
+    p.add_argument(
+        "--label",
+        default=None,
+        help="record name (default: the model; e.g. gf_cf[svd=arpack])",
+    )
     p.add_argument(
         "--svd-sweep",
         type=int,
@@ -374,19 +439,44 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ITERS",
         help="gf_cf only: also evaluate these randomized-SVD iteration counts (and svd: arpack)",
     )
-    p.add_argument("--sweep-oversample", type=int, nargs="+", default=[32], help="oversampling values of the sweep")
-    p.add_argument("--sweep-seeds", type=int, nargs="+", default=[0], help="sketch seeds of the sweep")
-    p.add_argument("--render-only", action="store_true", help="only re-render the table from the records")
+    p.add_argument(
+        "--sweep-oversample",
+        type=int,
+        nargs="+",
+        default=[32],
+        help="oversampling values of the sweep",
+    )
+    p.add_argument(
+        "--sweep-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="sketch seeds of the sweep",
+    )
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only re-render the table from the records",
+    )
     args = p.parse_args(argv)
 
     refs = yaml.safe_load(args.references.read_text())
     records_path = args.results.with_suffix(".json")
-    records: dict[str, Any] = json.loads(records_path.read_text()) if records_path.exists() else {}
+    records: dict[str, Any] = (
+        json.loads(records_path.read_text()) if records_path.exists() else {}
+    )
     if not args.render_only:
-        models = args.models or ([] if args.svd_sweep and not args.all else list(ALL_MODELS if args.all else DEFAULT_MODELS))
+        models = args.models or (
+            []
+            if args.svd_sweep and not args.all
+            else list(ALL_MODELS if args.all else DEFAULT_MODELS)
+        )
         for model in models:
             if not config_path(model).exists():
-                print(f"skip {model}: {config_path(model).relative_to(ROOT)} not found", flush=True)
+                print(
+                    f"skip {model}: {config_path(model).relative_to(ROOT)} not found",
+                    flush=True,
+                )
                 continue
             label = args.label if args.label and len(models) == 1 else model
             record = run_model(model, list(args.overrides), args.out, label)
@@ -396,15 +486,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"{t.get('ndcg@20', float('nan')):.4f}; {record['wall_s']:.1f} s in process",
                 flush=True,
             )
-            if refs.get("models", {}).get(model, {}).get("time_target_s") and args.cli_repeat > 0:
-                record["cli"] = time_cli(model, list(args.overrides), args.out, args.cli_repeat)
+            if (
+                refs.get("models", {}).get(model, {}).get("time_target_s")
+                and args.cli_repeat > 0
+            ):
+                record["cli"] = time_cli(
+                    model, list(args.overrides), args.out, args.cli_repeat
+                )
             records[label] = record
             args.results.parent.mkdir(parents=True, exist_ok=True)
             records_path.write_text(json.dumps(records, indent=2) + "\n")
             args.results.write_text(render(records, refs))
         if args.svd_sweep:
             records["_svd_sweep"] = svd_sweep(
-                args.svd_sweep, args.sweep_oversample, args.sweep_seeds, list(args.overrides)
+                args.svd_sweep,
+                args.sweep_oversample,
+                args.sweep_seeds,
+                list(args.overrides),
             )
             records_path.write_text(json.dumps(records, indent=2) + "\n")
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,12 @@ from gnnrec.models import MODELS, build_model
 from gnnrec.models.encoders import gf_cf
 from gnnrec.models.encoders.gf_cf import (
     GFCF,
+    CSRBags,
     binary_matrix,
     item_gram,
     normalize_rating,
     randomized_right_singular,
     right_singular_vectors,
-    CSRBags,
     spmm,
 )
 
@@ -37,14 +37,21 @@ def make_data(
     edges = {"buy": pos}
     behaviors: tuple[str, ...] = ("buy",)
     if extra is not None:
-        edges = {"view": torch.tensor(extra, dtype=torch.long).T.contiguous(), "buy": pos}
+        edges = {
+            "view": torch.tensor(extra, dtype=torch.long).T.contiguous(),
+            "buy": pos,
+        }
         behaviors = ("view", "buy")
     meta = GraphMeta(num_users, num_items, 1, behaviors, "buy")
     return TrainData(
         meta=meta,
         edge_index=edges,
-        edge_ts={b: torch.zeros(e.shape[1], dtype=torch.long) for b, e in edges.items()},
-        edge_count={b: torch.ones(e.shape[1], dtype=torch.long) for b, e in edges.items()},
+        edge_ts={
+            b: torch.zeros(e.shape[1], dtype=torch.long) for b, e in edges.items()
+        },
+        edge_count={
+            b: torch.ones(e.shape[1], dtype=torch.long) for b, e in edges.items()
+        },
         pos_index=pos,
         item_category=torch.zeros(num_items, dtype=torch.long),
     )
@@ -58,7 +65,9 @@ def fit(data: TrainData, **params: object) -> GFCF:
     return model
 
 
-def scores(model: GFCF, data: TrainData, users: list[int] | None = None) -> torch.Tensor:
+def scores(
+    model: GFCF, data: TrainData, users: list[int] | None = None
+) -> torch.Tensor:
     idx = torch.arange(data.meta.num_users) if users is None else torch.tensor(users)
     with torch.no_grad():
         return model.score_all(model.encode(data), idx).contiguous()
@@ -77,7 +86,12 @@ HAND_LINEAR = np.array(
     [
         [5 / 12 + 1 / 4, 1 / 4 + 1 / 2, 1 / 6 + 1 / 4, S2],  # G0 + G1
         [1 / 4 + 1 / 6, 1 / 2 + 1 / 4, 1 / 4 + 5 / 12, S2],  # G1 + G2
-        [5 / 12 + 1 / 6 + S2, 1 / 4 + 1 / 4, 1 / 6 + 5 / 12 + S2, 2 * S2 + 1 / 3],  # G0 + G2 + G3
+        [
+            5 / 12 + 1 / 6 + S2,
+            1 / 4 + 1 / 4,
+            1 / 6 + 5 / 12 + S2,
+            2 * S2 + 1 / 3,
+        ],  # G0 + G2 + G3
     ]
 )
 HAND_R = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1]], dtype=np.float64)
@@ -122,8 +136,12 @@ def test_hand_example_rank_one(svd: str) -> None:
     assert model.svd_method == svd
     np.testing.assert_allclose(model.singular_values, [1.0], atol=1e-6)
     ideal = np.outer([2, 2, 3], [2, 2, 2, 1]) / 7
-    np.testing.assert_allclose(scores(model, data).numpy(), HAND_LINEAR + 0.5 * ideal, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(numpy_gf_cf(HAND_R, 1, 0.5), HAND_LINEAR + 0.5 * ideal, atol=1e-12)
+    np.testing.assert_allclose(
+        scores(model, data).numpy(), HAND_LINEAR + 0.5 * ideal, rtol=0, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        numpy_gf_cf(HAND_R, 1, 0.5), HAND_LINEAR + 0.5 * ideal, atol=1e-12
+    )
 
 
 def test_embeddings_are_the_low_pass_factors() -> None:
@@ -132,15 +150,23 @@ def test_embeddings_are_the_low_pass_factors() -> None:
     # user: R D^-1/2 v = sqrt(d_u) / sqrt(7); item: D^1/2 v = d_j / sqrt(7), up to one sign
     u, i = emb["user"].numpy().ravel(), emb["item"].numpy().ravel()
     sign = np.sign(u[0])
-    np.testing.assert_allclose(sign * u, [2 / math.sqrt(7), 2 / math.sqrt(7), 3 / math.sqrt(7)], atol=1e-6)
-    np.testing.assert_allclose(sign * i, np.array([2, 2, 2, 1]) / math.sqrt(7), atol=1e-6)
+    np.testing.assert_allclose(
+        sign * u, [2 / math.sqrt(7), 2 / math.sqrt(7), 3 / math.sqrt(7)], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        sign * i, np.array([2, 2, 2, 1]) / math.sqrt(7), atol=1e-6
+    )
 
 
 # ---------------------------------------------------------------- random data
-def random_pairs(num_users: int, num_items: int, density: float, seed: int) -> list[tuple[int, int]]:
+def random_pairs(
+    num_users: int, num_items: int, density: float, seed: int
+) -> list[tuple[int, int]]:
     rng = np.random.default_rng(seed)
     cells = rng.random((num_users, num_items)) < density
-    cells[np.arange(num_users), rng.integers(0, num_items, num_users)] = True  # no empty user
+    cells[np.arange(num_users), rng.integers(0, num_items, num_users)] = (
+        True  # no empty user
+    )
     cells[:, -1] = False  # the last item never occurs in training
     u, i = np.nonzero(cells)
     return list(zip(u.tolist(), i.tolist()))
@@ -166,14 +192,22 @@ def test_dense_and_sparse_item_gram_agree(medium: TrainData) -> None:
     dense = fit(medium, rank=10, dense_item_gram=True)
     sparse = fit(medium, rank=10, dense_item_gram=False)
     assert dense.gram is not None and sparse.gram is None
-    torch.testing.assert_close(scores(dense, medium), scores(sparse, medium), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        scores(dense, medium), scores(sparse, medium), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_item_gram_in_row_blocks(medium: TrainData) -> None:
     rn, _ = normalize_rating(binary_matrix(medium.pos_index.numpy(), 41, 60))
     expected = (rn.T @ rn).toarray()
-    for cells in (2**24, 60, 1):  # one block, one row per block, and a block smaller than a row
-        np.testing.assert_allclose(item_gram(rn, block_cells=cells), expected, rtol=1e-6, atol=1e-7)
+    for cells in (
+        2**24,
+        60,
+        1,
+    ):  # one block, one row per block, and a block smaller than a row
+        np.testing.assert_allclose(
+            item_gram(rn, block_cells=cells), expected, rtol=1e-6, atol=1e-7
+        )
 
 
 def test_auto_gram_follows_the_memory_budget(medium: TrainData) -> None:
@@ -187,16 +221,24 @@ def test_batching_invariance(medium: TrainData, dense_item_gram: bool) -> None:
     model = fit(medium, rank=8, dense_item_gram=dense_item_gram)
     full = scores(model, medium)
     order = [7, 40, 0, 3, 3, 25]  # unordered, repeated, the empty user
-    torch.testing.assert_close(scores(model, medium, order), full[order], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        scores(model, medium, order), full[order], rtol=1e-6, atol=1e-6
+    )
     single = torch.cat([scores(model, medium, [u]) for u in range(41)])
     torch.testing.assert_close(single, full, rtol=1e-6, atol=1e-6)
 
 
-def test_user_blocks_of_the_sparse_path(medium: TrainData, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_blocks_of_the_sparse_path(
+    medium: TrainData, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = fit(medium, rank=8, dense_item_gram=False)
     full = scores(model, medium)
-    monkeypatch.setattr(gf_cf, "SCORE_BLOCK_USERS", 3)  # 41 users: 13 full blocks and one of 2
-    monkeypatch.setattr(gf_cf, "_TRANSPOSE_TILE", 2)  # and tiles that do not divide the block
+    monkeypatch.setattr(
+        gf_cf, "SCORE_BLOCK_USERS", 3
+    )  # 41 users: 13 full blocks and one of 2
+    monkeypatch.setattr(
+        gf_cf, "_TRANSPOSE_TILE", 2
+    )  # and tiles that do not divide the block
     blocked = model.score_all(model.encode(medium), torch.arange(41))
     assert blocked.is_contiguous()
     torch.testing.assert_close(blocked, full, rtol=1e-6, atol=1e-6)
@@ -215,9 +257,13 @@ def test_source_graph_uses_every_edge_behaviour() -> None:
     # buys u0 {0}, u1 {1}; views u0 {1}, u1 {2}: with source=graph R = buys | views
     data = make_data([(0, 0), (1, 1)], 2, 3, extra=[(0, 1), (1, 2)])
     both = make_data([(0, 0), (0, 1), (1, 1), (1, 2)], 2, 3)
-    torch.testing.assert_close(scores(fit(data, source="graph"), data), scores(fit(both), both))
+    torch.testing.assert_close(
+        scores(fit(data, source="graph"), data), scores(fit(both), both)
+    )
     buys_only = make_data([(0, 0), (1, 1)], 2, 3)
-    torch.testing.assert_close(scores(fit(data), data), scores(fit(buys_only), buys_only))
+    torch.testing.assert_close(
+        scores(fit(data), data), scores(fit(buys_only), buys_only)
+    )
 
 
 def test_alpha_zero_or_rank_zero_is_the_linear_filter(medium: TrainData) -> None:
@@ -227,8 +273,12 @@ def test_alpha_zero_or_rank_zero_is_the_linear_filter(medium: TrainData) -> None
 
 
 def test_deterministic_and_seeded(medium: TrainData) -> None:
-    a = scores(fit(medium, rank=5, svd="randomized", svd_iters=1, svd_oversample=2), medium)
-    b = scores(fit(medium, rank=5, svd="randomized", svd_iters=1, svd_oversample=2), medium)
+    a = scores(
+        fit(medium, rank=5, svd="randomized", svd_iters=1, svd_oversample=2), medium
+    )
+    b = scores(
+        fit(medium, rank=5, svd="randomized", svd_iters=1, svd_oversample=2), medium
+    )
     assert torch.equal(a, b)
 
 
@@ -261,7 +311,12 @@ def test_randomized_svd_improves_with_iterations() -> None:
     a = spectrum_matrix(1)
     _, v_ref, _ = right_singular_vectors(a, 10, "dense")
     err = [
-        np.abs(projector(randomized_right_singular(a, 10, oversample=4, iters=n, seed=0)[1]) - projector(v_ref)).max()
+        np.abs(
+            projector(
+                randomized_right_singular(a, 10, oversample=4, iters=n, seed=0)[1]
+            )
+            - projector(v_ref)
+        ).max()
         for n in (0, 8)
     ]
     assert err[1] < err[0] / 10
@@ -269,7 +324,7 @@ def test_randomized_svd_improves_with_iterations() -> None:
 
 def test_svd_rank_capped_and_auto() -> None:
     a = spectrum_matrix()
-    s, v, used = right_singular_vectors(a, 500, "randomized")
+    _, v, used = right_singular_vectors(a, 500, "randomized")
     assert used == "dense" and v.shape == (80, 80)  # full rank: exact
     assert right_singular_vectors(a, 4, "auto")[2] == "dense"  # 9,600 cells: small
     assert right_singular_vectors(a, 0, "auto")[1].shape == (80, 0)
@@ -277,7 +332,9 @@ def test_svd_rank_capped_and_auto() -> None:
 
 def test_spmm_matches_scipy() -> None:
     rng = np.random.default_rng(0)
-    a = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=1).tolil()
+    a = sp.random(
+        50, 30, density=0.2, format="csr", dtype=np.float32, random_state=1
+    ).tolil()
     a[0, :] = 0  # empty first row
     a[45:, :] = 0  # empty trailing rows (embedding_bag: empty last bags)
     a = a.tocsr()
@@ -286,17 +343,23 @@ def test_spmm_matches_scipy() -> None:
     assert isinstance(got, torch.Tensor) and got.shape == (50, 7)
     np.testing.assert_allclose(got.numpy(), a @ x, rtol=1e-5, atol=1e-6)
     assert spmm(a, np.zeros((30, 0), dtype=np.float32)).shape == (50, 0)
-    assert torch.equal(spmm(sp.csr_matrix((4, 30), dtype=np.float32), x), torch.zeros(4, 7))
+    assert torch.equal(
+        spmm(sp.csr_matrix((4, 30), dtype=np.float32), x), torch.zeros(4, 7)
+    )
     with pytest.raises(ValueError):
         CSRBags(a).matmul(torch.zeros(29, 7))
 
 
 def test_binary_and_normalized_matrices() -> None:
-    r = binary_matrix(np.array([[0, 0, 1, 1, 1], [2, 2, 0, 3, 3]]), 2, 4)  # duplicates count once
+    r = binary_matrix(
+        np.array([[0, 0, 1, 1, 1], [2, 2, 0, 3, 3]]), 2, 4
+    )  # duplicates count once
     np.testing.assert_array_equal(r.toarray(), [[0, 0, 1, 0], [1, 0, 0, 1]])
     rn, di = normalize_rating(r)
     np.testing.assert_array_equal(di, [1, 0, 1, 1])
-    np.testing.assert_allclose(rn.toarray(), [[0, 0, 1, 0], [0.5**0.5, 0, 0, 0.5**0.5]], atol=1e-7)
+    np.testing.assert_allclose(
+        rn.toarray(), [[0, 0, 1, 0], [0.5**0.5, 0, 0, 0.5**0.5]], atol=1e-7
+    )
 
 
 # ---------------------------------------------------------------- config and protocol
@@ -308,10 +371,17 @@ def test_registered_and_not_trainable() -> None:
 
 def test_config_validation() -> None:
     meta = GraphMeta(2, 2, 1, ("buy",), "buy")
-    for bad in ({"alpha": -1}, {"dense_item_gram": "maybe"}, {"svd": "qr"}, {"rank_k": 3}):
+    for bad in (
+        {"alpha": -1},
+        {"dense_item_gram": "maybe"},
+        {"svd": "qr"},
+        {"rank_k": 3},
+    ):
         with pytest.raises(ConfigError, match="model.params"):
             build_model(ModelSpec(name="gf_cf", params=bad), meta)
-    model = build_model(ModelSpec(name="gf_cf", params={"dense_item_gram": "auto"}), meta)
+    model = build_model(
+        ModelSpec(name="gf_cf", params={"dense_item_gram": "auto"}), meta
+    )
     assert model.config.dense_item_gram == "auto"  # type: ignore[attr-defined]
 
 

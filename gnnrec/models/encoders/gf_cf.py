@@ -33,14 +33,30 @@ _TRANSPOSE_TILE = 32
 class GFCFConfig(ModelConfig):
     """Hyper-parameters of :class:`GFCF`."""
 
-    alpha: float = Field(0.3, ge=0)  # weight of the ideal low-pass filter (paper code: 0.3)
-    rank: int = Field(256, ge=0)  # singular vectors k of the ideal low-pass (0 = linear filter only)
-    source: Literal["positives", "graph"] = "positives"  # R: TrainData.pos_index, or the union of edge behaviours
-    dense_item_gram: Literal["auto"] | bool = "auto"  # linear filter via a dense I x I gram; auto = if it fits
-    gram_budget_mb: float = Field(2048.0, gt=0)  # memory budget of the dense float32 gram (auto), MiB
-    svd: Literal["auto", "dense", "randomized", "arpack"] = "auto"  # auto: dense if small, else randomized
-    svd_oversample: int = Field(32, ge=0)  # randomized: extra columns of the sketch beyond rank
-    svd_iters: int = Field(4, ge=0)  # randomized: subspace (power) iterations with A^T A
+    alpha: float = Field(
+        0.3, ge=0
+    )  # weight of the ideal low-pass filter (paper code: 0.3)
+    rank: int = Field(
+        256, ge=0
+    )  # singular vectors k of the ideal low-pass (0 = linear filter only)
+    source: Literal["positives", "graph"] = (
+        "positives"  # R: TrainData.pos_index, or the union of edge behaviours
+    )
+    dense_item_gram: Literal["auto"] | bool = (
+        "auto"  # linear filter via a dense I x I gram; auto = if it fits
+    )
+    gram_budget_mb: float = Field(
+        2048.0, gt=0
+    )  # memory budget of the dense float32 gram (auto), MiB
+    svd: Literal["auto", "dense", "randomized", "arpack"] = (
+        "auto"  # auto: dense if small, else randomized
+    )
+    svd_oversample: int = Field(
+        32, ge=0
+    )  # randomized: extra columns of the sketch beyond rank
+    svd_iters: int = Field(
+        4, ge=0
+    )  # randomized: subspace (power) iterations with A^T A
     svd_seed: int = 0  # seed of the randomized sketch / ARPACK start vector
 
 
@@ -52,7 +68,8 @@ def binary_matrix(pairs: np.ndarray, num_users: int, num_items: int) -> sp.csr_m
     users = np.asarray(pairs[0], dtype=np.int64)
     items = np.asarray(pairs[1], dtype=np.int64)
     r = sp.csr_matrix(
-        (np.ones(users.shape[0], dtype=np.float32), (users, items)), shape=(num_users, num_items)
+        (np.ones(users.shape[0], dtype=np.float32), (users, items)),
+        shape=(num_users, num_items),
     )
     r.sum_duplicates()  # also sorts the indices
     r.data[:] = 1.0
@@ -99,7 +116,11 @@ class CSRBags:
         if self.indices.numel() == 0 or x.shape[1] == 0:
             return torch.zeros(self.shape[0], x.shape[1])
         return F.embedding_bag(
-            self.indices, x.contiguous(), self.offsets, mode="sum", per_sample_weights=self.data
+            self.indices,
+            x.contiguous(),
+            self.offsets,
+            mode="sum",
+            per_sample_weights=self.data,
         )
 
 
@@ -172,11 +193,15 @@ def randomized_right_singular(
     q = min(rank + oversample, m, n)
     bags, bags_t = CSRBags(a), CSRBags(a.T.tocsr())
     rng = np.random.default_rng(seed)
-    basis = _orthonormalize(torch.from_numpy(rng.standard_normal((n, q), dtype=np.float32)))
+    basis = _orthonormalize(
+        torch.from_numpy(rng.standard_normal((n, q), dtype=np.float32))
+    )
     for _ in range(iters):
         basis = _orthonormalize(bags_t.matmul(bags.matmul(basis)))
     b = bags.matmul(basis)  # A Q: [M, q]
-    evals, evecs = torch.linalg.eigh((b.T @ b).double())  # (A Q)^T (A Q) = W S^2 W^T, ascending
+    evals, evecs = torch.linalg.eigh(
+        (b.T @ b).double()
+    )  # (A Q)^T (A Q) = W S^2 W^T, ascending
     top = torch.argsort(evals, descending=True)[:rank]
     s = evals[top].clamp_min(0).sqrt().numpy()
     v = (basis @ evecs[:, top].to(basis.dtype)).numpy()
@@ -206,7 +231,9 @@ def right_singular_vectors(
     if rank == 0:
         return np.zeros(0), np.zeros((n, 0), dtype=np.float32), "none"
     if method == "auto":
-        method = "dense" if (m * n <= DENSE_SVD_CELLS or rank >= min(m, n)) else "randomized"
+        method = (
+            "dense" if (m * n <= DENSE_SVD_CELLS or rank >= min(m, n)) else "randomized"
+        )
     if method != "dense" and rank >= min(m, n):
         method = "dense"
     if method == "dense":
@@ -273,7 +300,7 @@ class GFCF(Recommender):
           NDCG@20 0.15184 vs 0.1849 / 0.1518); the randomized one with 4 iterations mixes
           some directions just past rank 256 (singular values just below the 256th, 0.489)
           into the low-pass and scores slightly higher (0.187 / 0.154); it tends to
-          the exact filter as ``svd_iters`` grows (16: 0.1853). See
+          the exact filter as ``svd_iters`` grows (16: 0.1856). See
           ``benchmarks/results/gowalla.md``.
         * Items (users) without training interactions get a zero inverse degree and a zero
           :math:`D_I^{1/2}` entry, so they score 0; the paper's code divides by zero.
@@ -321,7 +348,9 @@ class GFCF(Recommender):
     def prepare(self, data: TrainData) -> None:
         cfg = self.config
         nu, ni = self.meta.num_users, self.meta.num_items
-        pairs = data.pos_index if cfg.source == "positives" else data.interaction_pairs()
+        pairs = (
+            data.pos_index if cfg.source == "positives" else data.interaction_pairs()
+        )
         t0 = time.perf_counter()
         self.r = binary_matrix(pairs.detach().cpu().numpy(), nu, ni)
         self.rn, di = normalize_rating(self.r)
@@ -345,10 +374,16 @@ class GFCF(Recommender):
         t2 = time.perf_counter()
         di_is = np.divide(1.0, np.sqrt(di), out=np.zeros_like(di), where=di > 0)
         user = spmm(self.r, v * di_is[:, None].astype(np.float32))  # R D^-1/2 V  [U, k]
-        item = np.ascontiguousarray(v * np.sqrt(di)[:, None].astype(np.float32))  # D^1/2 V  [I, k]
+        item = np.ascontiguousarray(
+            v * np.sqrt(di)[:, None].astype(np.float32)
+        )  # D^1/2 V  [I, k]
         self._emb = {"user": user, "item": torch.from_numpy(item)}
         self._rn_t_bags = CSRBags(self.rn_t)
-        self.timing = {"matrices_s": t1 - t0, "svd_s": t2 - t1, "factors_s": time.perf_counter() - t2}
+        self.timing = {
+            "matrices_s": t1 - t0,
+            "svd_s": t2 - t1,
+            "factors_s": time.perf_counter() - t2,
+        }
         log.info(
             "gf_cf: R %dx%d with %d entries, linear filter %s, SVD %s rank %d (%.2fs), gram %.2fs",
             nu,
@@ -423,13 +458,21 @@ class GFCF(Recommender):
                     np.matmul(item_np, scaled[lo:hi].T, out=out_t)
                 else:
                     out_t.fill(0.0)
-                out_t += self._rn_t_bags.matmul(torch.from_numpy(self._xbt(users[lo:hi]))).numpy()
-                for c in range(0, hi - lo, _TRANSPOSE_TILE):  # each tile reads whole cache lines
-                    out_np[lo + c : lo + c + _TRANSPOSE_TILE] = out_t[:, c : c + _TRANSPOSE_TILE].T
+                out_t += self._rn_t_bags.matmul(
+                    torch.from_numpy(self._xbt(users[lo:hi]))
+                ).numpy()
+                for c in range(
+                    0, hi - lo, _TRANSPOSE_TILE
+                ):  # each tile reads whole cache lines
+                    out_np[lo + c : lo + c + _TRANSPOSE_TILE] = out_t[
+                        :, c : c + _TRANSPOSE_TILE
+                    ].T
             out = torch.from_numpy(out_np)
         return out if device.type == "cpu" else out.to(device)
 
-    def score(self, emb: EmbDict, user_index: torch.Tensor, item_index: torch.Tensor) -> torch.Tensor:
+    def score(
+        self, emb: EmbDict, user_index: torch.Tensor, item_index: torch.Tensor
+    ) -> torch.Tensor:
         # rows of the distinct users in chunks of bounded size, then gather the pairs
         out = torch.zeros(user_index.shape[0], device=user_index.device)
         uniq, inv = torch.unique(user_index, return_inverse=True)
