@@ -216,7 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     ds.set_defaults(func=cmd_datasets)
     ms = sub.add_parser("models", help="list registered models")
     ms.set_defaults(func=cmd_models)
+    _register_commands(sub)
     return p
+
+
+def _register_commands(sub: Any) -> None:
+    """Add the sub-commands defined in :mod:`gnnrec.commands` (one module each, sorted)."""
+    import importlib
+    import pkgutil
+
+    import gnnrec.commands
+
+    for info in sorted(pkgutil.iter_modules(gnnrec.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"gnnrec.commands.{info.name}")
+        module.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

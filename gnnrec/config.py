@@ -85,11 +85,13 @@ class DataConfig(_Section):
 class SplitConfig(_Section):
     """How events become train / valid / test (see gnnrec.data.splits)."""
 
-    mode: Literal["random", "temporal", "leave_last_out", "given"] = "random"
+    mode: Literal["random", "temporal", "leave_last_out", "given", "cold_user", "cold_item"] = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/valid/test share (random, temporal)
     target_behavior: str | None = None  # evaluated behaviour; None = dataset default (buy if present)
     min_user_targets: int = Field(1, ge=1)  # random: users need this many target items to be held out
     valid_from_train: bool = True  # given: carve a validation set from training like `random`
+    cold_ratio: float = Field(0.2, gt=0, lt=1)  # cold_user/cold_item: share of eligible users/items held out
+    cold_k: int = Field(3, ge=0)  # cold_user: a cold user's first k events (by time) stay in training
 
     @field_validator("ratios")
     @classmethod
@@ -97,6 +99,17 @@ class SplitConfig(_Section):
         if any(r < 0 for r in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
             raise ValueError(f"ratios must be non-negative, sum to 1 and train > 0, got {list(v)}")
         return v
+
+
+class FeaturesConfig(_Section):
+    """Item side features fused into models that read them (see gnnrec.features)."""
+
+    text_column: str | None = None  # column of the dataset's item table embedded as text (e.g. title)
+    numeric_columns: tuple[str, ...] = ()  # numeric item columns, z-normalised with training-item stats
+    fusion: Literal["sum", "concat", "gated"] = "concat"  # how features join the ID/category input
+    text_model: str = "all-MiniLM-L6-v2"  # sentence embedding model (from the gnnrec[text] extra)
+    cache_dir: str | None = None  # text-embedding cache; None = $GNNREC_CACHE or ~/.cache/gnnrec
+    batch_size: int = Field(256, ge=1)  # texts embedded per batch
 
 
 class GraphConfig(_Section):
@@ -142,6 +155,9 @@ class EvalConfig(_Section):
     )
     batch_size: int = Field(1024, ge=1)  # users scored per batch (bounds memory at B x items)
     mask: Literal["target", "all", "none"] = "target"  # known items excluded from the ranking
+    # coverage / diversity / novelty / serendipity of the test lists (metrics.json
+    # `beyond_accuracy`): one more scoring pass over the test users; off for huge catalogues
+    beyond_accuracy: bool = True
 
     @field_validator("ks")
     @classmethod
@@ -149,6 +165,154 @@ class EvalConfig(_Section):
         if not v or any(k < 1 for k in v):
             raise ValueError(f"ks must be positive integers, got {list(v)}")
         return tuple(sorted(set(v)))
+
+
+class DriftConfig(_Section):
+    """Interest-drift analysis (``gnnrec drift``) and the evaluation buckets of ``metrics.json``
+    (see :mod:`gnnrec.drift` and :mod:`gnnrec.eval.buckets`)."""
+
+    window: Literal["quantile", "duration"] = "quantile"  # per-user equal-count windows, or fixed duration
+    num_windows: int = Field(50, ge=2)  # quantile: windows per user (equal event counts)
+    window_seconds: int = Field(86400, ge=1)  # duration: window length in seconds
+    behaviors: tuple[str, ...] | None = None  # behaviours counted; None = all
+    min_events: int = Field(5, ge=1)  # events needed on each side of a change / in recent and history
+    threshold: float = Field(0.5, ge=0, le=1)  # min JS divergence (bits) before vs after a change
+    permutations: int = Field(99, ge=0)  # permutation test of the best split; 0 = threshold only
+    alpha: float = Field(0.01, gt=0, le=1)  # permutation p-value needed for a detection
+    tolerance: int = Field(172800, ge=0)  # seconds: a detection matches a true change this close
+    recent_share: float = Field(0.25, gt=0, lt=1)  # drift score: share of a user's windows that are recent
+    bucket_threshold: float = Field(0.2, ge=0, le=1)  # drift score (bits) from which a user is migrating
+    history_buckets: tuple[int, ...] = (0, 1, 3, 6, 11)  # lower edges of history-length buckets
+    history_behavior: Literal["target", "all"] = "target"  # history length counts these TRAIN events
+
+    @field_validator("history_buckets")
+    @classmethod
+    def _edges(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or v[0] != 0 or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"history_buckets must start at 0 and increase strictly, got {list(v)}")
+        return v
+
+
+class RerankConfig(_Section):
+    """Re-ranking of a model's scores at test time (see :mod:`gnnrec.explore.rerank`)."""
+
+    strategy: Literal["none", "mmr", "category", "epsilon", "linucb", "thompson"] = "none"  # none = plain top-K
+    mmr_lambda: float = Field(0.7, ge=0, le=1)  # mmr: weight of relevance (1 = plain top-K)
+    similarity: Literal["embedding", "category"] = "embedding"  # mmr/ILD: cosine of item embeddings or same category
+    max_per_category: int = Field(2, ge=1)  # category: at most this many items of one category per list
+    epsilon: float = Field(0.1, ge=0, le=1)  # epsilon: probability that a slot shows a random item
+    alpha: float = Field(1.0, ge=0)  # linucb: weight of the confidence bonus (0 = plain top-K)
+    v: float = Field(1.0, ge=0)  # thompson: scale of the posterior sample (0 = plain top-K)
+    ridge: float = Field(1.0, gt=0)  # linucb/thompson: ridge prior lambda of the per-user statistics
+    candidates: int = Field(200, ge=1)  # mmr/category: re-rank this many top-scored items
+    seed: int | None = None  # generator seed of the random strategies; None = the experiment seed
+
+
+class ReplayConfig(_Section):
+    """Offline replay of held-out events in time order (``gnnrec replay``, :mod:`gnnrec.explore.replay`)."""
+
+    k: int = Field(10, ge=1)  # recommendations per user and step
+    steps: int = Field(20, ge=1)  # time slices of the replayed events (equal event counts)
+    behaviors: tuple[str, ...] | None = None  # replayed behaviours; None = the target behaviour
+    update: bool = True  # streaming update of models that have one (`update(events)`)
+    strategies: dict[str, tuple[float, ...]] = Field(  # strategy -> knob values (trade-off curve)
+        default_factory=lambda: {
+            "topk": (0.0,),
+            "mmr": (0.9, 0.7, 0.5),
+            "category": (3.0, 2.0, 1.0),
+            "epsilon": (0.05, 0.1, 0.2),
+            "linucb": (0.5, 1.0, 2.0),
+            "thompson": (0.5, 1.0, 2.0),
+        }
+    )
+    max_users_per_step: int | None = Field(None, ge=1)  # subsample users per step (seeded); None = all
+
+
+class SweepParam(_Section):
+    """One dimension of a search space: ``sweep.params.<dotted.config.path>: {...}``.
+
+    ``float``/``int`` take ``low``/``high`` (inclusive) with ``log`` or ``step``;
+    ``categorical`` takes ``choices`` (scalars: numbers, strings, booleans, null).
+    """
+
+    type: Literal["float", "int", "categorical"]  # Optuna suggest_float / suggest_int / suggest_categorical
+    low: float | None = None  # lower bound (float, int)
+    high: float | None = None  # upper bound, inclusive (float, int)
+    log: bool = False  # sample on a log scale (needs low > 0; not with step)
+    step: float | None = Field(None, gt=0)  # grid step (float, int); None = continuous / 1
+    choices: tuple[Any, ...] | None = None  # candidate values (categorical)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty 'choices' list")
+            if self.low is not None or self.high is not None or self.step is not None or self.log:
+                raise ValueError("categorical takes only 'choices' (no low/high/step/log)")
+            bad = [c for c in self.choices if c is not None and not isinstance(c, (bool, int, float, str))]
+            if bad:
+                raise ValueError(f"choices must be numbers, strings, booleans or null, got {bad[0]!r}")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"{self.type} takes 'low' and 'high', not 'choices'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs 'low' and 'high'")
+        if self.type == "int" and not all(
+            float(v).is_integer() for v in (self.low, self.high, self.step) if v is not None
+        ):
+            raise ValueError("int needs integer 'low', 'high' and 'step'")
+        if self.low >= self.high:
+            raise ValueError(f"low must be less than high, got low={self.low} high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        return self
+
+
+class SweepPruner(_Section):
+    """Early stopping of unpromising trials on the per-epoch validation metric."""
+
+    type: Literal["none", "median", "hyperband"] = "median"  # Optuna MedianPruner / HyperbandPruner
+    startup_trials: int = Field(2, ge=0)  # median: finished trials before any pruning
+    warmup_epochs: int = Field(2, ge=0)  # median: epochs a trial runs before it can be pruned
+    min_epochs: int = Field(1, ge=1)  # hyperband: min_resource (max_resource = train.epochs)
+    reduction_factor: int = Field(3, ge=2)  # hyperband: successive-halving rate
+
+
+class SweepConfig(_Section):
+    """Optuna search over dotted config paths (``gnnrec sweep CONFIG.yaml``)."""
+
+    metric: str | None = None  # validation metric to optimise (name@K); None = train.monitor
+    direction: Literal["maximize", "minimize"] = "maximize"
+    trials: int = Field(20, ge=1)  # finished (complete + pruned) trials to reach; --trials overrides
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int | None = None  # sampler seed (worker i uses seed + i); None = the experiment seed
+    startup_trials: int = Field(10, ge=0)  # tpe: random trials before the model-based proposals
+    pruner: SweepPruner = Field(default_factory=SweepPruner)  # or the shorthand "median"/"hyperband"/"none"
+    fixed: dict[str, Any] = Field(default_factory=dict)  # dotted path -> value for every trial (e.g. fewer epochs)
+    params: dict[str, SweepParam] = Field(default_factory=dict)  # dotted config path -> search dimension
+    hook: str | None = None  # "module:function" called as function(trial, cfg_dict) for conditional spaces
+
+    @field_validator("hook")
+    @classmethod
+    def _hook_spec(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError(f"expected 'module:function', got '{v}'")
+        return v
+
+    @field_validator("pruner", mode="before")
+    @classmethod
+    def _pruner_shorthand(cls, v: Any) -> Any:
+        return {"type": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _has_space(self) -> SweepConfig:
+        if not self.params and self.hook is None:
+            raise ValueError("a sweep needs 'params' or a 'hook'")
+        return self
 
 
 class ExperimentConfig(_Section):
@@ -165,8 +329,12 @@ class ExperimentConfig(_Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)  # optional item features
     compare: tuple[ModelSpec, ...] = ()  # models run on the same data and split; empty = `model` only
-    sweep: dict[str, Any] | None = None  # Optuna search space (used by `gnnrec sweep`)
+    sweep: SweepConfig | None = None  # Optuna search space (used by `gnnrec sweep`)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)  # test-time re-ranking (explore)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)  # offline replay (gnnrec replay)
+    drift: DriftConfig = Field(default_factory=DriftConfig)  # drift analysis and evaluation buckets
 
     @model_validator(mode="after")
     def _monitor_is_evaluated(self) -> ExperimentConfig:

@@ -97,6 +97,9 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
     t = time.perf_counter()
     split = make_split(table, cfg.split, cfg.seed)
     data = build_train_data(table, split, cfg.graph, cfg.train.positives)
+    from gnnrec.features import attach_item_features
+
+    attach_item_features(cfg.features, cfg.data.dataset, table, split, data)  # no-op when unset
     valid = build_targets(table, split, "valid", cfg.eval.mask)
     test = build_targets(table, split, "test", cfg.eval.mask)
     timing["split_graph_s"] = time.perf_counter() - t
@@ -178,6 +181,9 @@ def run_model(
         prepared.table.save_vocab(run_dir / "vocab")
         np.savez_compressed(run_dir / "split.npz", assign=prepared.split.assign, target=prepared.split.target)
         model = build_model(cfg.model, prepared.data.meta)
+        from gnnrec.models.cold import check_cold_start
+
+        check_cold_start(model, cfg.model.name, prepared.split)  # cold splits: refuse random scoring
         log.info("model %s on %s: %r", cfg.model.name, device, model)
         evaluator = Evaluator(cfg.eval.ks, cfg.eval.metrics, cfg.eval.batch_size, device)
 
@@ -227,6 +233,13 @@ def run_model(
             "eval_users": {"valid": int(len(prepared.valid.users)), "test": int(len(prepared.test.users))},
             "dropped_rows": dict(prepared.table.dropped),
         }
+        if cfg.eval.beyond_accuracy or cfg.rerank.strategy != "none":
+            from gnnrec.explore.evaluate import beyond_accuracy_report  # coverage/ILD/novelty; rerank
+
+            metrics.update(beyond_accuracy_report(cfg, model, emb, prepared))
+        from gnnrec.eval.buckets import evaluation_buckets  # per history-length / drift bucket (TRAIN-only)
+
+        metrics["buckets"] = evaluation_buckets(prepared.table, prepared.split, test_res.per_user, cfg.drift)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         tb.write_hparams(_hparams(cfg), {f"hparam/test_{k}": v for k, v in test_res.metrics.items()})
         tb.close()

@@ -351,8 +351,9 @@ def load_ml100k(cfg: DataConfig, seed: int = 0) -> RawLog:
     genre in ``u.genre`` order (1 Action, 2 Adventure, ..., 18 Western), skipping ``unknown``
     (0); 0 only when no other flag is set (2 movies); missing when no flag is set (none in the
     real file). Extras, all with String ids: ``meta["category_names"]`` (category, name),
-    ``meta["item_genres"]`` (item, list of all its genre names) and ``meta["item_title"]``
-    (item, title).
+    ``meta["item_genres"]`` (item, list of all its genre names), ``meta["item_title"]``
+    (item, title) and ``meta["item_features"]`` (item, title, year: the release year, null
+    when ``u.item`` has no date), the item table of :mod:`gnnrec.features`.
     """
     folder = dataset_dir(cfg, "ml-100k") / "raw"
     ratings = _read_delimited(folder / "u.data.gz", ("user", "item", "rating", "timestamp"), "\t")
@@ -405,6 +406,12 @@ def load_ml100k(cfg: DataConfig, seed: int = 0) -> RawLog:
             "category_names": genres.select("category", "name"),
             "item_genres": item_genres,
             "item_title": items.select("item", "title"),
+            # item table for gnnrec.features: title (text), release year (numeric, null if unknown)
+            "item_features": items.select(
+                "item",
+                "title",
+                pl.col("release").str.slice(-4).cast(pl.Int64, strict=False).alias("year"),
+            ),
         },
     )
 
@@ -496,4 +503,232 @@ def load_tmall_mb(cfg: DataConfig, seed: int = 0) -> RawLog:
         source=str(folder / "{view,cart,buy}_{train,test}.txt.gz"),
         target_behavior="buy",
         meta={"file_rows": {f"{stem}.txt.gz": p[0].height for stem, p in zip(mapping, parts)}},
+    )
+
+
+# ---------------------------------------------------------------- session datasets (SR-GNN format)
+
+#: behaviour of a training-session click (the target) and of a test prefix click (context
+#: the model reads but never trains on); configs set ``data.behaviors: [context, click]``
+SESSION_BEHAVIORS: tuple[str, str] = ("context", "click")
+
+
+def _session_lines(path: Path) -> pl.DataFrame:
+    """Non-blank lines of a text file with their 1-based line number ``_row``."""
+    text = _decode(_read_bytes(path), path)
+    lines = pl.Series("line", text.splitlines(), dtype=pl.String)
+    return pl.DataFrame([lines]).with_columns(
+        pl.int_range(1, lines.len() + 1, dtype=pl.Int64).alias(ROW_COLUMN)
+    )
+
+
+def _explode_items(frame: pl.DataFrame, column: str, path: Path, what: str) -> pl.DataFrame:
+    """Space-separated item ids of ``column`` → one row per item with its 1-based position
+    ``pos``; every id must be a positive integer (0 is SR-GNN's padding id).
+
+    Raises:
+        DataError: a token that is not a positive integer (file, line and column named).
+    """
+    out = (
+        frame.with_columns(pl.col(column).str.strip_chars().str.split(" ").alias("_tok"))
+        .with_columns(pl.int_ranges(1, pl.col("_tok").list.len() + 1).alias("pos"))
+        .explode(["_tok", "pos"])
+        .with_columns(pl.col("_tok").cast(pl.Int64, strict=False).alias("item"))
+    )
+    bad = out.filter(pl.col("item").is_null() | (pl.col("item") < 1))
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise DataError(
+            f"{what} must be space-separated positive integer item ids",
+            file=str(path),
+            row=int(r[ROW_COLUMN]),
+            column=what,
+            value=r["_tok"],
+        )
+    return out.drop("_tok")
+
+
+def _load_session_dataset(cfg: DataConfig, name: str) -> RawLog:
+    """Read ``train_sessions.txt.gz`` and ``test.txt.gz`` (SR-GNN / GCE-GNN format).
+
+    Training sessions are lines of item ids in click order; every session becomes a "user"
+    (id = its line) whose clicks have behaviour ``click`` (the target), timestamp = position in
+    the session (1, 2, ...) and split ``train``. The trainer's sequential models expand them
+    into prefix → next-item examples, as SR-GNN does (its ``train.txt``).
+
+    Test lines ``prefix<TAB>target`` are already prefix-expanded; each becomes its own user
+    ``q<line>``: the prefix clicks are behaviour ``context`` with split ``train`` (history
+    the model reads at evaluation, never a training target: ``train.positives: target`` and
+    the sequential models only train on ``click`` events), and the target is a ``click``
+    with split ``test`` and timestamp ``len(prefix) + 1``, so the whole history strictly
+    precedes it. Graph models (LightGCN, ...) do see context rows as edges.
+
+    SR-GNN protocol checks, counted in ``meta["dropped"]`` (never silently): training
+    sessions shorter than 2 clicks (``session_too_short``), blank lines (``blank_line``),
+    test prefix items not seen in training (``test_item_not_in_train``, removed from the
+    prefix), test examples whose target is not seen in training (``test_target_not_in_train``)
+    or whose prefix is empty after that (``test_prefix_empty``).
+
+    Raises:
+        DataError: missing file, or a malformed line (file, 1-based line and column named).
+    """
+    folder = dataset_dir(cfg, name)
+    train_path, test_path = folder / "train_sessions.txt.gz", folder / "test.txt.gz"
+    dropped: dict[str, int] = {}
+
+    tr = _session_lines(train_path)
+    test_base = tr.height  # test example users are numbered after the training lines
+    blank = tr["line"].str.strip_chars().str.len_chars() == 0
+    dropped["blank_line"] = int(blank.sum())
+    tr = tr.filter(~blank)
+    tr = _explode_items(tr, "line", train_path, "session")
+    length = pl.col("pos").max().over(ROW_COLUMN)
+    dropped["session_too_short"] = int(tr.filter(length < 2).select(pl.col(ROW_COLUMN).n_unique()).item())
+    tr = tr.filter(length >= 2)
+    train_items = tr["item"].unique()
+
+    te = _session_lines(test_path)
+    blank = te["line"].str.strip_chars().str.len_chars() == 0
+    dropped["blank_line"] += int(blank.sum())
+    te = te.filter(~blank).with_columns(pl.col("line").str.split("\t").alias("_f"))
+    wrong = te.filter(pl.col("_f").list.len() != 2)
+    if wrong.height:
+        r = wrong.row(0, named=True)
+        raise DataError(
+            "expected 'prefix items<TAB>target item' (exactly one tab)",
+            file=str(test_path),
+            row=int(r[ROW_COLUMN]),
+            column="target",
+            value=r["line"],
+        )
+    te = te.select(
+        pl.col("_f").list.get(0).alias("prefix"),
+        pl.col("_f").list.get(1).str.strip_chars().alias("target"),
+        ROW_COLUMN,
+    )
+    target = te.with_columns(pl.col("target").cast(pl.Int64, strict=False).alias("item"))
+    bad = target.filter(pl.col("item").is_null() | (pl.col("item") < 1))
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise DataError(
+            "target must be one positive integer item id",
+            file=str(test_path),
+            row=int(r[ROW_COLUMN]),
+            column="target",
+            value=r["target"],
+        )
+    unseen_target = ~target["item"].is_in(train_items.implode())
+    dropped["test_target_not_in_train"] = int(unseen_target.sum())
+    target = target.filter(~unseen_target).select(ROW_COLUMN, "item")
+    prefix = _explode_items(te.select("prefix", ROW_COLUMN), "prefix", test_path, "prefix")
+    prefix = prefix.filter(pl.col(ROW_COLUMN).is_in(target[ROW_COLUMN].implode()))
+    seen = prefix["item"].is_in(train_items.implode())
+    dropped["test_item_not_in_train"] = int((~seen).sum())
+    prefix = prefix.filter(seen).drop("prefix")
+    # positions renumbered after removing unseen items, so the target follows the prefix
+    prefix = prefix.with_columns(pl.int_range(1, pl.len() + 1).over(ROW_COLUMN).alias("pos"))
+    plen = prefix.group_by(ROW_COLUMN).agg(pl.len().alias("n"))
+    target = target.join(plen, on=ROW_COLUMN, how="left")
+    empty = target["n"].is_null()
+    dropped["test_prefix_empty"] = int(empty.sum())
+    target = target.filter(~empty).with_columns((pl.col("n") + 1).alias("pos"))
+
+    # user ids: training session = its line; test example = (training lines) + its line
+    def part(df: pl.DataFrame, base: int, behavior: str, split: str) -> pl.DataFrame:
+        return df.select(
+            (pl.col(ROW_COLUMN) + base).cast(pl.Int64).alias("user"),
+            pl.col("item").cast(pl.Int64),
+            pl.lit(behavior).alias("behavior"),
+            pl.col("pos").cast(pl.Int64).alias("timestamp"),
+            pl.lit(split).alias(SPLIT_COLUMN),
+            pl.col(ROW_COLUMN).cast(pl.Int64),
+        )
+
+    frame = pl.concat(
+        [
+            part(tr, 0, "click", "train"),
+            part(prefix, test_base, "context", "train"),
+            part(target, test_base, "click", "test"),
+        ]
+    )
+    return RawLog(
+        frame=frame,
+        source=str(folder / "{train_sessions,test}.txt.gz"),
+        behavior_map={b: b for b in SESSION_BEHAVIORS},
+        target_behavior="click",
+        meta={
+            "dropped": {k: v for k, v in dropped.items() if v},
+            "protocol": "session",
+            "num_train_sessions": int(tr[ROW_COLUMN].n_unique()),
+            "num_test_examples": int(target.height),
+        },
+    )
+
+
+def _register_session(name: str, folder: str, description: str) -> None:
+    def loader(cfg: DataConfig, seed: int = 0) -> RawLog:
+        return _load_session_dataset(cfg, name)
+
+    loader.__doc__ = _load_session_dataset.__doc__
+    register_dataset(
+        name,
+        description=description,
+        folder=folder,
+        given_split=True,
+        target="click",
+        timestamps=True,
+        categories=False,
+    )(loader)
+
+
+_register_session(
+    "diginetica-session",
+    "diginetica-session",
+    "Diginetica sessions, SR-GNN/GCE-GNN split (prefix -> next item, P@20/MRR@20)",
+)
+# the short name lets experiments be called <model>-diginetica.yaml
+_register_session("diginetica", "diginetica-session", "alias of diginetica-session")
+_register_session(
+    "tmall-session", "tmall-session", "Tmall sessions, GCE-GNN split (prefix -> next item, P@20/MRR@20)"
+)
+
+
+@register_dataset(
+    "amazon-grocery",
+    description="Amazon Grocery_and_Gourmet_Food 5-core (ReChorus): implicit, time, one category per item",
+    folder="amazon-grocery-rechorus",
+    given_split=False,
+    target=None,
+    timestamps=True,
+    categories=True,
+)
+def load_amazon_grocery(cfg: DataConfig, seed: int = 0) -> RawLog:
+    """ReChorus's Amazon Grocery_and_Gourmet_Food (14,681 users, 8,687 items, 121,892 events).
+
+    ``train.csv.gz`` (tab-separated, header ``user_id item_id time``; time in Unix seconds at
+    day resolution) is the whole log: ReChorus's own dev/test files are not in the snapshot
+    (see SOURCE.md), so splits are ours. Every row is one implicit interaction with
+    ``data.default_behavior`` (the target). ``item_meta.csv.gz`` gives one Amazon level-2
+    category per item (``i_category``); its value 0 ("none", no level-2 category) is kept as a
+    category of its own, since validation requires a category on every row of a log that has
+    the column (an item absent from the metadata would be reported there). ``_row`` is the 1-based data row of ``train.csv.gz`` (header excluded).
+    ``meta["item_relations"]`` keeps ``r_complement`` / ``r_substitute`` (raw strings).
+    """
+    folder = dataset_dir(cfg, "amazon-grocery")
+    path = folder / "train.csv.gz"
+    log = _read_delimited(path, ("user", "item", "timestamp"), "\t")
+    head = log.row(0, named=True) if log.height else {}
+    if (head.get("user"), head.get("item"), head.get("timestamp")) != ("user_id", "item_id", "time"):
+        raise DataError("expected the header line 'user_id<TAB>item_id<TAB>time'", file=str(path))
+    # data rows numbered from 1 after the header, as DataError reports rows
+    log = log.filter(pl.col(ROW_COLUMN) > 1).with_columns(pl.col(ROW_COLUMN) - 1)
+    meta_path = folder / "item_meta.csv.gz"
+    meta = _read_delimited(meta_path, ("item", "category", "r_complement", "r_substitute"), "\t")
+    meta = meta.filter(pl.col(ROW_COLUMN) > 1)
+    frame = log.join(meta.select("item", "category"), on="item", how="left").sort(ROW_COLUMN)
+    return RawLog(
+        frame=frame.select("user", "item", "category", "timestamp", ROW_COLUMN),
+        source=str(path),
+        target_behavior=cfg.default_behavior,
+        meta={"item_relations": meta.select("item", "r_complement", "r_substitute")},
     )

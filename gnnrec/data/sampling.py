@@ -26,6 +26,10 @@ class UniformNegativeSampler:
         generator: torch generator on the device of ``pos_index``; ``None`` uses torch's
             global generator (not reproducible across runs — pass one).
         rejection_rounds: rounds of re-drawing collisions before the exact fallback.
+        candidates: item ids negatives are drawn from (uniformly, minus the user's positives);
+            ``None`` = all items. Cold-start splits pass the items with a training event, so
+            that a held-out new item is never a training negative. Internally the sampler
+            then works on candidate ranks (``is_positive`` takes ranks) and maps back.
 
     Raises:
         GnnrecError: a user has every item as a training positive.
@@ -43,7 +47,19 @@ class UniformNegativeSampler:
         pos_index: torch.Tensor,
         generator: torch.Generator | None = None,
         rejection_rounds: int = 8,
+        candidates: torch.Tensor | None = None,
     ) -> None:
+        self.candidates: torch.Tensor | None = None
+        if candidates is not None:
+            cand = torch.unique(candidates.long().to(pos_index.device), sorted=True)
+            if cand.numel() == 0:
+                raise GnnrecError("negative sampling needs at least one candidate item, got none")
+            item = pos_index[1].long()
+            rank = torch.searchsorted(cand, item).clamp(max=cand.numel() - 1)
+            keep = cand[rank] == item  # positives outside the candidates can never be drawn
+            pos_index = torch.stack([pos_index[0].long()[keep], rank[keep]])
+            self.candidates = cand
+            num_items = int(cand.numel())
         if num_items < 1:
             raise GnnrecError(f"negative sampling needs at least one item, got num_items={num_items}")
         if pos_index.dim() != 2 or pos_index.shape[0] != 2:
@@ -86,7 +102,20 @@ class UniformNegativeSampler:
         return self.keys[pos] == q
 
     def sample(self, user: torch.Tensor, n: int) -> torch.Tensor:
-        """Draw ``n`` negatives per user.
+        """Draw ``n`` negatives per user (among ``candidates`` when set).
+
+        Args:
+            user: user ids ``[B]`` (on the sampler's device).
+            n: negatives per user.
+
+        Returns:
+            Item ids ``[B, n]`` (int64).
+        """
+        neg = self._sample(user, n)
+        return neg if self.candidates is None else self.candidates[neg]
+
+    def _sample(self, user: torch.Tensor, n: int) -> torch.Tensor:
+        """Draw ``n`` negatives per user (candidate ranks when ``candidates`` is set).
 
         Args:
             user: user ids ``[B]`` (on the sampler's device).

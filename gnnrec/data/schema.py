@@ -281,7 +281,9 @@ def validate_log(raw: RawLog, cfg: DataConfig) -> ValidLog:
             seen_behaviors or set(vocab),  # empty: junk column, mapped in one generic pass
             exact=codes is None and bool(seen_behaviors),
         ),
-        dropped=dropped,
+        # rows a dataset reader already removed under its protocol (e.g. length-1 sessions),
+        # counted there, are reported with validation's counts (metrics.json dropped_rows)
+        dropped={**dropped, **{k: int(v) for k, v in raw.meta.get("dropped", {}).items() if v}},
         meta=dict(raw.meta),
     )
 

@@ -48,6 +48,33 @@ Modes (``split.mode``):
     test rows are taken as the dataset defines them (a given test pair may also have, e.g.,
     a training view: that is the published protocol of such datasets).
 
+``cold_user``
+    New users. Users with at least one target event after their first ``split.cold_k``
+    events are *eligible*; ``round(split.cold_ratio * eligible)`` of them (at least one),
+    drawn with the seed, are *cold*. A cold user's events are ordered by (ts, row) (row
+    order when the log has no timestamps): the first ``cold_k`` (any behaviour) are TRAIN —
+    their whole history — and their later target events are the held-out labels, VALID for a
+    share ``ratios[1] / (ratios[1] + ratios[2])`` of the cold users and TEST for the others
+    (validation is carved by user, the same way). Later non-target events, and held-out
+    events tied in time with the user's last training event (tie policy: strict ``<``, as
+    ``leave_last_out``), are EXCLUDED. With ``cold_k = 0`` a cold user has no training event
+    at all. Warm users are evaluated too, with ``leave_last_out`` (``random`` without
+    timestamps), so that history-length buckets hold both cold and warm users.
+
+``cold_item``
+    New items. Among items with a target event, ``round(split.cold_ratio * eligible)`` (at
+    least one) are drawn as *cold*; they have no TRAIN event of any behaviour: their target
+    events are VALID for a share ``ratios[1] / (ratios[1] + ratios[2])`` of the cold items and
+    TEST for the others (carved by item), their other events EXCLUDED. Warm items' events are
+    all TRAIN, so only cold items are ever truth; the ranking is over the whole catalogue (a
+    new item has to beat the known ones). An item's category comes from the item table
+    (every event row carries it), so cold items keep their ``item → category`` edge.
+
+In both cold modes ``Split.info`` has ``cold_users`` / ``cold_items`` (counts),
+``cold_user_index`` / ``cold_item_index`` (the contiguous ids, a list), ``cold_k`` and
+``cold_ratio``; :func:`gnnrec.graph.build.build_train_data` then restricts negative
+sampling to items with a training event, so no cold item is ever a training negative.
+
 Repeat interactions: under ``temporal``, ``leave_last_out`` and ``given`` a held-out target
 event may be on a (user, item) pair that also has a TRAIN target event (a repeat purchase).
 It stays held out — it is a real future event — and the evaluator, which masks the user's
@@ -106,6 +133,10 @@ def make_split(table: InteractionTable, cfg: SplitConfig, seed: int) -> Split:
 
     excluded: dict[str, int] = {}
     info: dict[str, Any] = {"target_behavior": target_name, "seed": int(seed), "ratios": list(cfg.ratios)}
+    if cfg.mode == "cold_user":
+        info["cold_k"] = int(cfg.cold_k)
+    if cfg.mode in ("cold_user", "cold_item"):
+        info["cold_ratio"] = float(cfg.cold_ratio)
     if cfg.mode == "random":
         assign = np.full(len(table), TRAIN, dtype=np.int8)
         _hold_out_pairs(
@@ -124,6 +155,10 @@ def make_split(table: InteractionTable, cfg: SplitConfig, seed: int) -> Split:
         assign = _leave_last_out(table, is_target, info, excluded)
     elif cfg.mode == "given":
         assign = _given(table, is_target, cfg, seed, info, excluded)
+    elif cfg.mode == "cold_user":
+        assign = _cold_user(table, is_target, cfg, seed, info, excluded)
+    elif cfg.mode == "cold_item":
+        assign = _cold_item(table, is_target, cfg, seed, info, excluded)
     else:  # pragma: no cover - SplitConfig validates the mode
         raise ConfigError(f"split.mode: unknown mode '{cfg.mode}'")
 
@@ -324,6 +359,120 @@ def _given(
         _hold_out_pairs(
             table, assign, is_target, share, 0.0, cfg.min_user_targets, np.random.default_rng(seed), excluded
         )
+    return assign
+
+
+def _valid_share(ratios: tuple[float, float, float]) -> float:
+    """Share of the cold users / items that validate (the rest test)."""
+    r1, r2 = ratios[1], ratios[2]
+    return r1 / (r1 + r2) if r1 + r2 > 0 else 0.0
+
+
+def _draw_cold(candidates: np.ndarray, ratio: float, valid_share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``round(ratio * n)`` (at least one) of ``candidates``; split them into (valid, test)."""
+    n = candidates.size
+    if n == 0:
+        return candidates[:0], candidates[:0]
+    n_cold = min(n, max(1, round(ratio * n)))
+    chosen = rng.permutation(candidates)[:n_cold]
+    n_valid = round(valid_share * n_cold)
+    if n_cold >= 2:  # keep at least one tested entity whenever possible
+        n_valid = min(n_valid, n_cold - 1)
+    return np.sort(chosen[:n_valid]), np.sort(chosen[n_valid:])
+
+
+def _cold_user(
+    table: InteractionTable,
+    is_target: np.ndarray,
+    cfg: SplitConfig,
+    seed: int,
+    info: dict[str, Any],
+    excluded: dict[str, int],
+) -> np.ndarray:
+    """See the module docstring (``cold_user``)."""
+    rng = np.random.default_rng(seed)
+    n = len(table)
+    user = np.asarray(table.user, dtype=np.int64)
+    ts = np.zeros(n, dtype=np.int64) if table.ts is None else np.asarray(table.ts, dtype=np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    order = np.lexsort((rows, ts, user))  # per user, by (ts, row)
+    u_s = user[order]
+    start = _group_starts(u_s)
+    start_pos = np.flatnonzero(start)
+    group = np.cumsum(start) - 1
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - start_pos[group]  # 0-based position in the user's history
+
+    k = int(cfg.cold_k)
+    eligible = np.unique(user[is_target & (rank >= k)])
+    valid_users, test_users = _draw_cold(eligible, cfg.cold_ratio, _valid_share(cfg.ratios), rng)
+    num_users = max(table.num_users, int(user.max()) + 1 if n else 0)
+    code = np.full(num_users, TRAIN, dtype=np.int8)  # per user: TRAIN = warm
+    code[valid_users] = VALID
+    code[test_users] = TEST
+    cold_row = code[user] != TRAIN
+
+    # warm users: the usual per-user protocol on the warm rows only
+    if table.ts is not None:
+        assign = _leave_last_out(table, is_target & ~cold_row, info, excluded)
+        # _leave_last_out cuts every user's rows at their held-out time; users without a
+        # held-out event keep everything, so the cold rows are still all TRAIN here
+        excluded["at_or_after_user_cutoff"] = int(((assign == EXCLUDED) & ~cold_row).sum())
+        info["warm_protocol"] = "leave_last_out"
+    else:
+        assign = np.full(n, TRAIN, dtype=np.int8)
+        _hold_out_pairs(
+            table, assign, is_target & ~cold_row, cfg.ratios[1], cfg.ratios[2],
+            cfg.min_user_targets, rng, excluded,
+        )  # fmt: skip
+        info["warm_protocol"] = "random"
+
+    # cold users: the first k events are their whole training history
+    hist = cold_row & (rank < k)
+    later = cold_row & (rank >= k)
+    last_hist_ts = np.full(num_users, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last_hist_ts, user[hist], ts[hist])
+    tied = later & (ts <= last_hist_ts[user]) if table.ts is not None else np.zeros(n, dtype=bool)
+    assign[hist] = TRAIN
+    assign[later] = EXCLUDED
+    held = later & is_target & ~tied
+    assign[held] = code[user[held]]
+    excluded["cold_user_after_history_non_target"] = int((later & ~is_target).sum())
+    excluded["cold_user_tied_with_history"] = int((later & is_target & tied).sum())
+    info["cold_users"] = int(valid_users.size + test_users.size)
+    info["cold_user_index"] = np.concatenate([valid_users, test_users]).tolist()  # JSON-safe
+    info["cold_users_valid"] = int(valid_users.size)
+    info["cold_users_test"] = int(test_users.size)
+    return assign
+
+
+def _cold_item(
+    table: InteractionTable,
+    is_target: np.ndarray,
+    cfg: SplitConfig,
+    seed: int,
+    info: dict[str, Any],
+    excluded: dict[str, int],
+) -> np.ndarray:
+    """See the module docstring (``cold_item``)."""
+    rng = np.random.default_rng(seed)
+    item = np.asarray(table.item, dtype=np.int64)
+    eligible = np.unique(item[is_target])
+    valid_items, test_items = _draw_cold(eligible, cfg.cold_ratio, _valid_share(cfg.ratios), rng)
+    num_items = max(table.num_items, int(item.max()) + 1 if item.size else 0)
+    code = np.full(num_items, TRAIN, dtype=np.int8)
+    code[valid_items] = VALID
+    code[test_items] = TEST
+    cold_row = code[item] != TRAIN
+    assign = np.full(len(table), TRAIN, dtype=np.int8)
+    assign[cold_row] = EXCLUDED
+    held = cold_row & is_target
+    assign[held] = code[item[held]]
+    excluded["cold_item_non_target"] = int((cold_row & ~is_target).sum())
+    info["cold_items"] = int(valid_items.size + test_items.size)
+    info["cold_item_index"] = np.concatenate([valid_items, test_items]).tolist()  # JSON-safe
+    info["cold_items_valid"] = int(valid_items.size)
+    info["cold_items_test"] = int(test_items.size)
     return assign
 
 

@@ -225,6 +225,36 @@ def csr_rows_dense(
     return out
 
 
+def csr_rows_coords(
+    indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates ``(row_of, cols)`` of the non-zeros of the selected CSR rows.
+
+    ``row_of`` is the position in ``rows`` (ascending); within a row, ``cols`` keep the CSR
+    order (sorted for canonical matrices), so ``row_of * num_cols + cols`` is sorted.
+    """
+    b = rows.shape[0]
+    start = indptr[rows]
+    length = indptr[rows + 1] - start
+    total = int(length.sum())
+    row_of = torch.repeat_interleave(torch.arange(b, device=indptr.device), length)
+    offset = torch.cumsum(length, 0) - length
+    within = torch.arange(total, device=indptr.device) - torch.repeat_interleave(offset, length)
+    cols = indices[torch.repeat_interleave(start, length) + within]
+    return row_of, cols
+
+
+def rows_contain(row_of: torch.Tensor, cols: torch.Tensor, items: torch.Tensor, num_cols: int) -> torch.Tensor:
+    """Bool ``[B, k]``: whether ``items[r, j]`` is among the coordinates of row ``r``
+    (binary search in the sorted keys ``row_of * num_cols + cols``)."""
+    if cols.numel() == 0:
+        return torch.zeros_like(items, dtype=torch.bool)
+    keys = row_of * num_cols + cols
+    query = torch.arange(items.shape[0], device=items.device).unsqueeze(1) * num_cols + items
+    pos = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
+    return keys[pos] == query
+
+
 def masked_topk(
     scores: torch.Tensor, exclude: torch.Tensor | None, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,10 +382,22 @@ class Evaluator:
                             f"score_all returned shape {tuple(scores.shape)}, expected "
                             f"({users.shape[0]}, {num_items})"
                         )
-                    mask = csr_rows_dense(*excl, users, num_items) if excl is not None else None
-                    items, valid = masked_topk(scores, mask, k_max)
-                    truth = csr_rows_dense(truth_ptr, truth_idx, users, num_items)
-                    hits = truth.gather(1, items) & valid
+                    # Sparse masking: -inf written in place at the excluded (row, item) pairs
+                    # (score_all returns a fresh tensor), and slot validity / hits looked up by
+                    # binary search, instead of two dense [B, I] bool masks and a masked copy.
+                    k_eff = min(k_max, num_items)
+                    if excl is not None:
+                        ex_row, ex_col = csr_rows_coords(*excl, users)
+                        if scores._is_view() or not scores.is_contiguous():
+                            scores = scores.clone()  # e.g. an expanded popularity vector
+                        scores[ex_row, ex_col] = float("-inf")
+                        items = scores.topk(k_eff, dim=1).indices
+                        # checked on the mask, not on -inf, so a model's own -inf stays rankable
+                        valid = ~rows_contain(ex_row, ex_col, items, num_items)
+                    else:
+                        items = scores.topk(k_eff, dim=1).indices
+                        valid = torch.ones_like(items, dtype=torch.bool)
+                    hits = rows_contain(*csr_rows_coords(truth_ptr, truth_idx, users), items, num_items) & valid
                     if hits.shape[1] < k_max:  # catalogue smaller than K: empty slots
                         pad = hits.new_zeros(hits.shape[0], k_max - hits.shape[1])
                         hits = torch.cat([hits, pad], dim=1)

@@ -8,6 +8,7 @@ networkx view, popularity) is free of held-out events by construction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -122,14 +123,63 @@ def build_train_data(
         target_behavior=table.behaviors[split.target],
         add_reverse=graph_cfg.add_reverse,
     )
-    return TrainData(
+    out = TrainData(
         meta=meta,
         edge_index=edge_index,
         edge_ts=edge_ts,
         edge_count=edge_count,
         pos_index=torch.from_numpy(np.ascontiguousarray(pos)),
         item_category=torch.from_numpy(np.asarray(table.item_category, dtype=np.int64).copy()),
+        event_source=functools.partial(_ordered_events, table, split),
     )
+    if split.mode in ("cold_user", "cold_item"):
+        # cold-start protocols: an item without a training event does not exist at training
+        # time, so it must not be a sampled negative either (the trainer reads this)
+        seen = np.zeros(table.num_items, dtype=bool)
+        seen[item] = True
+        out.cache["negative_items"] = torch.from_numpy(np.flatnonzero(seen).astype(np.int64))
+    return out
+
+
+def _ordered_events(table: InteractionTable, split: Split) -> torch.Tensor:
+    """``[4, N]`` (user, item, is_target, ts) of the training events sorted by (user, ts,
+    behaviour, item): a total order on distinct events that does not depend on row order.
+
+    The four keys are packed into one int64 (bit fields, user most significant) and sorted
+    by value — no argsort and no gathers; a ``np.lexsort`` of the four columns is ~10x
+    slower on millions of events. Falls back to the lexsort when they need more than 63 bits.
+    """
+    train = np.asarray(split.assign) == TRAIN
+    user = np.asarray(table.user, dtype=np.int64)[train]
+    item = np.asarray(table.item, dtype=np.int64)[train]
+    beh = np.asarray(table.behavior, dtype=np.int64)[train]
+    ts = np.zeros(user.size, dtype=np.int64) if table.ts is None else np.asarray(table.ts, dtype=np.int64)[train]
+    if user.size == 0:
+        return torch.zeros((4, 0), dtype=torch.long)
+    t0 = int(ts.min())
+    ts = ts - t0
+    fields = [  # most significant first
+        (user, max(table.num_users - 1, 0).bit_length()),
+        (ts, int(ts.max()).bit_length()),
+        (beh, max(len(table.behaviors) - 1, 0).bit_length()),
+        (item, max(table.num_items - 1, 0).bit_length()),
+    ]
+    if sum(bits for _, bits in fields) <= 63:
+        packed = np.zeros(user.size, dtype=np.int64)
+        for values, bits in fields:
+            packed <<= bits
+            packed |= values
+        packed.sort()
+        cols = []
+        for _, bits in reversed(fields):
+            cols.append(packed & ((1 << bits) - 1))
+            packed >>= bits
+        user, ts, beh, item = cols[::-1]
+    else:  # pragma: no cover - ids and time span beyond 2^63 combinations
+        order = np.lexsort((item, beh, ts, user))
+        user, ts, beh, item = user[order], ts[order], beh[order], item[order]
+    ev = np.stack([user, item, (beh == split.target).astype(np.int64), ts + t0])
+    return torch.from_numpy(ev)
 
 
 def union_pairs(edge_indices: Sequence[torch.Tensor], num_items: int) -> torch.Tensor:

@@ -8,10 +8,15 @@ held-out information by construction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+#: ``TrainData.cache`` entries that are inputs, not derived structures: :meth:`TrainData.to`
+#: carries them over (item feature matrix and its fusion mode, negative-sampling candidates)
+PORTABLE_CACHE_KEYS: tuple[str, ...] = ("item_features", "item_feature_fusion", "negative_items")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,22 @@ class TrainData:
     pos_index: torch.Tensor
     item_category: torch.Tensor
     cache: dict[str, Any] = field(default_factory=dict)
+    #: builds :attr:`events` on first use (sorting every training event costs seconds on a
+    #: 10M-row log, and only sequential / session models need it); ``None``: no event list
+    event_source: Callable[[], torch.Tensor] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def events(self) -> torch.Tensor | None:
+        """Time-ordered training events ``[4, N]`` int64: rows user, item, is-target (1 when
+        the event is of the split's target behaviour, else 0), timestamp (0 when the log has
+        none); sorted by (user, ts, behaviour, item), so ties are broken independently of the
+        log's row order. Sequential / session models read users' histories from it. Built
+        lazily and cached; ``None`` when the data was built without an event source."""
+        if "events" not in self.cache:
+            if self.event_source is None:
+                return None
+            self.cache["events"] = self.event_source().to(self.device)
+        return self.cache["events"]
 
     @property
     def device(self) -> torch.device:
@@ -59,14 +80,21 @@ class TrainData:
     def to(self, device: torch.device | str) -> TrainData:
         """A copy on ``device`` (derived caches are rebuilt there on demand)."""
         dev = torch.device(device)
-        return TrainData(
+        out = TrainData(
             meta=self.meta,
             edge_index={k: v.to(dev) for k, v in self.edge_index.items()},
             edge_ts={k: v.to(dev) for k, v in self.edge_ts.items()},
             edge_count={k: v.to(dev) for k, v in self.edge_count.items()},
             pos_index=self.pos_index.to(dev),
             item_category=self.item_category.to(dev),
+            event_source=self.event_source,
         )
+        # inputs rather than derived structures (item features, negative candidates): kept
+        for key in PORTABLE_CACHE_KEYS:
+            if key in self.cache:
+                v = self.cache[key]
+                out.cache[key] = v.to(dev) if isinstance(v, torch.Tensor) else v
+        return out
 
     def interaction_pairs(self, behaviors: tuple[str, ...] | None = None) -> torch.Tensor:
         """Unique user→item pairs ``[2, E]`` over the given behaviours (default: all edges)."""

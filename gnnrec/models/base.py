@@ -19,7 +19,7 @@ Every recommender, baseline or GNN, is a :class:`Recommender`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -55,6 +55,10 @@ class Recommender(nn.Module):
 
     #: False for models fitted in ``prepare`` without gradient steps (pop, itemknn)
     trainable: ClassVar[bool] = True
+    #: which entities *without any training event* the model scores meaningfully (from
+    #: categories, features or a learned fallback) rather than from untrained ID embeddings:
+    #: "none", "user", "item" or "both"; checked by gnnrec.models.cold before a cold-start run
+    cold_start: ClassVar[Literal["none", "user", "item", "both"]] = "none"
 
     def __init__(self, meta: GraphMeta) -> None:
         super().__init__()

@@ -2,7 +2,9 @@
 
 The loop knows nothing about individual models: each step draws a batch of training
 positives and uniform negatives, calls ``model.encode(data)`` and ``model.loss(...)``, and
-takes an Adam step. Validation, early stopping on ``train.monitor`` (higher is better),
+takes an Adam step. A model with a ``train_batches(data, batch_size, generator)`` method
+(the sequential models: prefix → next-item examples) draws its own batches instead, and its
+``loss`` accepts them. Validation, early stopping on ``train.monitor`` (higher is better),
 restoring the best weights and callbacks are shared by all models. Non-trainable models
 (``trainable = False``) are only prepared and validated once.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -144,6 +146,21 @@ class Trainer:
             cb.on_fit_end(result)
         return result
 
+    @staticmethod
+    def _pair_batches(
+        pos_index: torch.Tensor,
+        sampler: UniformNegativeSampler,
+        gen: torch.Generator,
+        batch_size: int,
+        num_negatives: int,
+    ) -> Iterator[PairBatch]:
+        """The default epoch: shuffled training positives with uniform negatives."""
+        perm = pairs_for_epoch(pos_index, gen)
+        for start in range(0, pos_index.shape[1], batch_size):
+            pairs = pos_index[:, perm[start : start + batch_size]]
+            user, pos = pairs[0], pairs[1]
+            yield PairBatch(user, pos, sampler.sample(user, num_negatives))
+
     # ------------------------------------------------------------------ fit
     def fit(self, model: Recommender, data: TrainData, validate: ValidateFn | None = None) -> FitResult:
         """Prepare, train and select the best epoch of ``model``.
@@ -191,7 +208,10 @@ class Trainer:
                 "no training positives: nothing to train on (check the split and train.positives)"
             )
         gen = self._device_generator()
-        sampler = UniformNegativeSampler(model.meta.num_items, pos_index, gen)
+        # cold-start splits restrict negatives to items with a training event (graph.build)
+        sampler = UniformNegativeSampler(
+            model.meta.num_items, pos_index, gen, candidates=data.cache.get("negative_items")
+        )
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
         history: list[dict[str, float]] = []
@@ -209,12 +229,18 @@ class Trainer:
         for epoch in bar:
             model.train()
             t_epoch = time.perf_counter()
-            perm = pairs_for_epoch(pos_index, gen)
             total = torch.zeros((), device=self.device)
-            for start in range(0, num_pos, cfg.batch_size):
-                pairs = pos_index[:, perm[start : start + cfg.batch_size]]
-                user, pos = pairs[0], pairs[1]
-                batch = PairBatch(user, pos, sampler.sample(user, cfg.num_negatives))
+            seen = 0
+            # A model may draw its own batches (``train_batches(data, batch_size, generator)``,
+            # e.g. next-item examples of sequential models); its loss accepts them. Batches
+            # carry ``user`` (one entry per example) for the loss average.
+            own = getattr(model, "train_batches", None)
+            batches = (
+                own(data, cfg.batch_size, gen)
+                if own is not None
+                else self._pair_batches(pos_index, sampler, gen, cfg.batch_size, cfg.num_negatives)
+            )
+            for batch in batches:
                 emb = model.encode(data)
                 loss = model.loss(emb, batch, cfg.loss)
                 optimizer.zero_grad(set_to_none=True)
@@ -223,8 +249,9 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 # accumulate on the device: no host sync per step
-                total = total + loss.detach() * user.shape[0]
-            epoch_loss = float(total) / num_pos  # one sync per epoch (also ends CUDA timing)
+                total = total + loss.detach() * batch.user.shape[0]
+                seen += batch.user.shape[0]
+            epoch_loss = float(total) / max(seen, 1)  # one sync per epoch (also ends CUDA timing)
             train_seconds += time.perf_counter() - t_epoch
             if not math.isfinite(epoch_loss):
                 raise GnnrecError(

@@ -37,6 +37,27 @@ def git_commit(path: str | Path = ".") -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, CPU model and 1/5/15-minute load average: benchmark tables say how loaded the
+    (possibly shared) machine was when they were measured."""
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def environment_info() -> dict[str, Any]:
     """Package versions and machine description for reproducibility records."""
     import numpy

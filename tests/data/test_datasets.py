@@ -37,7 +37,18 @@ def _load(root: Path, dataset: str, **kw: object) -> pl.DataFrame:
 
 
 def test_registry_lists_datasets_with_metadata() -> None:
-    assert DATASETS.names() == ["file", "gowalla", "ml-100k", "synthetic", "taobao", "tmall-mb"]
+    assert DATASETS.names() == [
+        "amazon-grocery",
+        "diginetica",
+        "diginetica-session",
+        "file",
+        "gowalla",
+        "ml-100k",
+        "synthetic",
+        "taobao",
+        "tmall-mb",
+        "tmall-session",
+    ]
     keys = {"description", "folder", "given_split", "target", "timestamps", "categories", "variants"}
     for name in DATASETS:
         assert set(DATASETS.meta(name)) == keys
@@ -70,7 +81,7 @@ def test_missing_file_in_dataset_folder_names_it(tmp_path: Path) -> None:
 
 
 def test_config_mistakes_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"data.dataset: unknown dataset 'nope' \(known: file"):
+    with pytest.raises(ConfigError, match=r"data.dataset: unknown dataset 'nope' \(known: amazon-grocery, diginetica, "):
         _load(tmp_path, "nope")
     with pytest.raises(ConfigError, match="data.variant: dataset 'taobao' has no variant 'x'"):
         _load(tmp_path, "taobao", variant="x")

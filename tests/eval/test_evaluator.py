@@ -352,3 +352,23 @@ def test_cuda_embeddings_give_cpu_results_equal_to_cpu_run() -> None:
     assert gpu.per_user.columns == cpu.per_user.columns
     for key in cpu.metrics:
         np.testing.assert_allclose(gpu.per_user[key].to_numpy(), cpu.per_user[key].to_numpy(), atol=1e-9)
+
+
+class SharedRowScores(FixedScores):
+    """score_all returns an expanded view of one score vector (like a popularity model)."""
+
+    def score_all(self, emb: EmbDict, user_index: torch.Tensor) -> torch.Tensor:
+        return emb["row"].unsqueeze(0).expand(user_index.shape[0], -1)
+
+
+def test_masking_never_writes_into_a_models_score_storage() -> None:
+    # the evaluator writes -inf into masked entries in place; a view must be copied first
+    rng = np.random.default_rng(3)
+    nu, ni = 9, 7
+    row = torch.tensor(rng.standard_normal(ni))
+    targets = _random_targets(rng, nu, ni)
+    before = row.clone()
+    res = Evaluator([3], ["hit", "ndcg"], batch_size=4).evaluate(SharedRowScores(nu, ni), {"row": row}, targets)
+    assert torch.equal(row, before)
+    want = _naive(np.tile(row.numpy(), (nu, 1)), targets, [3])
+    np.testing.assert_allclose(res.per_user["hit@3"].to_numpy(), want["hit@3"], atol=1e-9)

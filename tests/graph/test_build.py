@@ -241,3 +241,20 @@ def test_edges_are_exactly_the_train_pairs(table: InteractionTable, mode: str) -
     d = a.sum(1)
     dinv = torch.where(d > 0, d.pow(-0.5), torch.zeros_like(d))
     assert torch.allclose(dense, dinv[:, None] * a * dinv[None, :])
+
+
+@given(table=random_tables(), mode=st.sampled_from(["random", "leave_last_out"]), lazy_first=st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_events_are_the_train_events_in_user_time_order(table: InteractionTable, mode: str, lazy_first: bool) -> None:
+    split = make_split(table, SplitConfig(mode=mode, target_behavior="buy"), seed=0)
+    data = build_train_data(table, split, GraphConfig())
+    if lazy_first:  # built lazily: moving the data first must not change it
+        data = data.to("cpu")
+    ev = data.events
+    assert ev is not None and ev.dtype == torch.long
+    train = split.assign == TRAIN
+    u, i, b, t = table.user[train], table.item[train], table.behavior[train].astype(np.int64), table.ts[train]
+    order = np.lexsort((i, b, t, u))  # the documented order: (user, ts, behaviour, item)
+    want = np.stack([u[order], i[order], (b[order] == split.target).astype(np.int64), t[order]])
+    np.testing.assert_array_equal(ev.numpy(), want)
+    assert data.events is ev  # cached

@@ -40,6 +40,8 @@ class Pop(Recommender):
     """
 
     trainable = False
+    #: a user without training events gets the same global ranking; cold items score 0
+    cold_start = "user"
 
     def __init__(self, meta: GraphMeta, config: PopConfig) -> None:
         super().__init__(meta)

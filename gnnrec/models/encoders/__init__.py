@@ -9,3 +9,4 @@ from gnnrec.models.encoders import lightgcn, ngcf  # noqa: F401  isort: skip
 from gnnrec.models.encoders import rgcn, sage  # noqa: F401  isort: skip
 from gnnrec.models.encoders import mb_cascade  # noqa: F401  isort: skip
 from gnnrec.models.encoders import gf_cf  # noqa: F401  isort: skip
+from gnnrec.models.encoders import tgnn_migration  # noqa: F401  isort: skip

@@ -37,6 +37,7 @@ from pydantic import Field
 from torch import nn
 from torch_geometric.nn import HeteroConv, SAGEConv
 
+from gnnrec.features.fusion import FeatureFusion
 from gnnrec.graph import schema
 from gnnrec.graph.build import union_pairs
 from gnnrec.graph.data import GraphMeta, TrainData
@@ -379,7 +380,10 @@ class GraphSAGE(Recommender):
       ``f_i`` optional numeric item features: if ``data.cache["item_features"]`` holds a float
       tensor ``[num_items, F]`` when :meth:`prepare` runs, a linear projection ``W_f``
       (``F → d``) is created there — before the trainer builds its optimiser — and used from
-      then on (``TrainData.to`` clears the cache: put features on the moved copy).
+      then on (``TrainData.to`` carries the features over). With ``features.fusion`` ``concat``
+      or ``gated`` (``data.cache["item_feature_fusion"]``, set by
+      :func:`gnnrec.features.attach_item_features`) the sum is replaced by a
+      :class:`~gnnrec.features.fusion.FeatureFusion` of ``x_i`` and ``f_i``.
     * user ``u``: ``x_u = [user_id_emb] · seen_u · p_u`` (zeros otherwise). The mean of the
       user's training items' inputs is what the first layer aggregates, so a user unseen in
       training is represented by its neighbourhood only.
@@ -425,6 +429,8 @@ class GraphSAGE(Recommender):
         (``*_ego``: layer-0 inputs); ``score``: ``[B]``; ``score_all``: ``[B, I]``.
     """
 
+    #: cold items from category (+ features), users without events from the zero input
+    cold_start = "both"
     user_seen: torch.Tensor  # buffers (see __init__)
     item_seen: torch.Tensor
 
@@ -442,6 +448,7 @@ class GraphSAGE(Recommender):
         self.register_buffer("user_seen", torch.ones(meta.num_users, dtype=torch.bool))
         self.register_buffer("item_seen", torch.ones(meta.num_items, dtype=torch.bool))
         self.feature_proj: nn.Linear | None = None
+        self.feature_fusion: FeatureFusion | None = None  # features.fusion concat / gated
         # the last layer only feeds users and items (category outputs would be unused weights)
         with warnings.catch_warnings():
             # HeteroConv warns that the last layer does not update categories: intended
@@ -517,8 +524,18 @@ class GraphSAGE(Recommender):
                     f"data.cache['{ITEM_FEATURES}'] must be [num_items={self.meta.num_items}, F], "
                     f"got {list(feats.shape)}"
                 )
-            if self.feature_proj is None or self.feature_proj.in_features != feats.shape[1]:
-                self.feature_proj = nn.Linear(feats.shape[1], self.config.dim).to(
+            mode = data.cache.get("item_feature_fusion", "sum")
+            if mode == "sum":
+                if self.feature_proj is None or self.feature_proj.in_features != feats.shape[1]:
+                    self.feature_proj = nn.Linear(feats.shape[1], self.config.dim).to(
+                        self.category_emb.weight.device
+                    )
+            elif (
+                self.feature_fusion is None
+                or self.feature_fusion.feat_dim != feats.shape[1]
+                or self.feature_fusion.mode != mode
+            ):
+                self.feature_fusion = FeatureFusion(self.config.dim, int(feats.shape[1]), mode).to(
                     self.category_emb.weight.device
                 )
 
@@ -544,7 +561,9 @@ class GraphSAGE(Recommender):
         if self.item_emb is not None:
             item = item + self.item_emb.weight * self.item_seen.unsqueeze(1).to(item.dtype)
         feats = g.extra["item_features"]
-        if feats is not None and self.feature_proj is not None:
+        if feats is not None and self.feature_fusion is not None:
+            item = self.feature_fusion(item, feats)
+        elif feats is not None and self.feature_proj is not None:
             item = item + self.feature_proj(feats.to(item.dtype))
         if self.user_emb is not None:
             user = self.user_emb.weight * self.user_seen.unsqueeze(1).to(item.dtype)
