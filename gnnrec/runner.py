@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from gnnrec.config import ExperimentConfig, ModelSpec, dump_config
 from gnnrec.data.types import EXCLUDED, TEST, TRAIN, VALID, InteractionTable, Split
 from gnnrec.eval.evaluator import EvalTargets, Evaluator, build_targets
 from gnnrec.graph.data import TrainData
+from gnnrec.utils.rundir import make_run_dir
 from gnnrec.utils.runinfo import environment_info, peak_rss_mb
 
 log = logging.getLogger("gnnrec")
@@ -120,18 +120,6 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
         s["excluded"],
     )
     return prepared
-
-
-def make_run_dir(parent: str | Path, name: str) -> Path:
-    """``<parent>/<name>-<YYYYmmdd-HHMMSS>[-n]``, created fresh."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(parent) / f"{name}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = Path(f"{base}-{n}")
-    path.mkdir(parents=True)
-    return path
 
 
 class _FileLog:
@@ -230,14 +218,18 @@ def run_model(
             "device": str(device),
             "seed": cfg.seed,
             "data": prepared.summary(),
-            "eval_users": {"valid": int(len(prepared.valid.users)), "test": int(len(prepared.test.users))},
+            "eval_users": {"valid": len(prepared.valid.users), "test": len(prepared.test.users)},
             "dropped_rows": dict(prepared.table.dropped),
         }
         if cfg.eval.beyond_accuracy or cfg.rerank.strategy != "none":
-            from gnnrec.explore.evaluate import beyond_accuracy_report  # coverage/ILD/novelty; rerank
+            from gnnrec.explore.evaluate import (
+                beyond_accuracy_report,  # coverage/ILD/novelty; rerank
+            )
 
             metrics.update(beyond_accuracy_report(cfg, model, emb, prepared))
-        from gnnrec.eval.buckets import evaluation_buckets  # per history-length / drift bucket (TRAIN-only)
+        from gnnrec.eval.buckets import (
+            evaluation_buckets,  # per history-length / drift bucket (TRAIN-only)
+        )
 
         metrics["buckets"] = evaluation_buckets(prepared.table, prepared.split, test_res.per_user, cfg.drift)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

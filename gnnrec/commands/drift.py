@@ -28,20 +28,6 @@ from typing import Any
 PREVIEW = 20
 
 
-def _fresh_dir(parent: str, name: str) -> Path:
-    """``<parent>/<name>-<YYYYmmdd-HHMMSS>[-n]`` like :func:`gnnrec.runner.make_run_dir`
-    (not imported from there: the runner pulls in torch, which this command never needs)."""
-    from datetime import datetime
-
-    base = Path(parent) / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = Path(f"{base}-{n}")
-    path.mkdir(parents=True)
-    return path
-
-
 def register(sub: Any) -> None:
     """Add the ``drift`` sub-command."""
     p = sub.add_parser(
@@ -77,6 +63,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from gnnrec.drift.analysis import analyze_table, user_windows
     from gnnrec.drift.score import drift_scores
     from gnnrec.eval.buckets import DRIFT_LABELS, drift_labels
+    from gnnrec.utils.rundir import make_run_dir
 
     cfg = load_config(args.config, list(args.set or []))
     raw = load_dataset(cfg.data, seed=cfg.seed)
@@ -90,7 +77,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     train_buckets: dict[str, Any] = {name: int((active == name).sum()) for name in DRIFT_LABELS}
     train_buckets.update(threshold=cfg.drift.bucket_threshold, alpha=cfg.drift.alpha)
 
-    out_dir = Path(args.out) if args.out else _fresh_dir(cfg.out_dir, f"{cfg.name}-drift")
+    out_dir = Path(args.out) if args.out else make_run_dir(cfg.out_dir, f"{cfg.name}-drift")
     out_dir.mkdir(parents=True, exist_ok=True)
     detected = report.per_user.filter(report.per_user["detected"])
     doc: dict[str, Any] = {
