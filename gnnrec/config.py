@@ -140,6 +140,10 @@ class TrainConfig(_Section):
     eval_every: int = Field(1, ge=1)  # validate every n epochs
     monitor: str = "ndcg@20"  # validation metric for early stopping and model selection
     grad_clip: float | None = Field(None, gt=0)  # clip gradient norm; None = off
+    # step decay: lr *= lr_decay after every `lr_decay_every` epochs (SR-GNN: 0.1 every 3);
+    # None = constant learning rate
+    lr_decay_every: int | None = Field(None, ge=1)
+    lr_decay: float = Field(0.1, gt=0, le=1)
 
 
 class EvalConfig(_Section):

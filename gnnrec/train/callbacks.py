@@ -62,7 +62,7 @@ class TensorBoardCallback(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         for key, value in logs.items():
-            tag = "train/loss" if key == "loss" else f"valid/{key}"
+            tag = f"train/{key}" if key in ("loss", "lr") else f"valid/{key}"
             self.writer.add_scalar(tag, float(value), epoch)
 
     def on_fit_end(self, result: FitResult) -> None:

@@ -213,6 +213,11 @@ class Trainer:
             model.meta.num_items, pos_index, gen, candidates=data.cache.get("negative_items")
         )
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = (
+            torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
+            if cfg.lr_decay_every is not None
+            else None
+        )
 
         history: list[dict[str, float]] = []
         best_value = -math.inf
@@ -258,7 +263,9 @@ class Trainer:
                     f"training loss became {epoch_loss} in epoch {epoch} (lr={cfg.lr}); "
                     "try a lower train.lr, set train.grad_clip, or increase regularisation"
                 )
-            logs: dict[str, float] = {"loss": epoch_loss}
+            logs: dict[str, float] = {"loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"]}
+            if scheduler is not None:
+                scheduler.step()  # the lr of the next epoch
 
             validated = improved = False
             if validate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):

@@ -126,6 +126,23 @@ def test_bce_and_grad_clip_run() -> None:
     assert result.epochs == 3 and all(h["loss"] > 0 for h in result.history)
 
 
+def test_step_lr_decay_schedule() -> None:
+    data = block_data()
+    result = fit(mf(data), data, cfg(epochs=7, lr=0.01, lr_decay_every=3, lr_decay=0.5))
+    lrs = [h["lr"] for h in result.history]
+    assert lrs == pytest.approx([0.01] * 3 + [0.005] * 3 + [0.0025])
+    # without a schedule the learning rate stays put
+    flat = fit(mf(data), data, cfg(epochs=4, lr=0.01))
+    assert [h["lr"] for h in flat.history] == [0.01] * 4
+
+
+def test_lr_decay_is_validated() -> None:
+    with pytest.raises(ValueError, match="lr_decay_every"):
+        TrainConfig(lr_decay_every=0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay_every=2, lr_decay=1.5)
+
+
 # ---------------------------------------------------------------- early stopping
 def test_early_stopping_stops_and_restores_best() -> None:
     data = block_data()
@@ -208,7 +225,7 @@ def test_stop_training_from_callback() -> None:
     assert after.epochs == [1, 2, 3]  # later callbacks still see the stopping epoch
     assert after.result is result
     assert result.best_epoch == 1 and same_weights(model, val.snapshots[0])
-    assert set(after.logs[0]) == {"loss", "ndcg@20", "recall@20"}
+    assert set(after.logs[0]) == {"loss", "lr", "ndcg@20", "recall@20"}
 
 
 # ---------------------------------------------------------------- errors and special paths

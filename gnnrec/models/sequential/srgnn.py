@@ -94,8 +94,9 @@ class SRGNN(SequentialRecommender):
     Batched as dense ``[B, L, L]`` adjacencies built with torch ops (no loop per session).
 
     Differences from the paper / reference code:
-        * No learning-rate decay (reference: ×0.1 every 3 epochs): the trainer has one
-          constant Adam learning rate; our runs are short (see benchmarks/results/sessions.md).
+        * No learning-rate decay by default (reference: ×0.1 every 3 epochs): set
+          ``train.lr_decay_every: 3`` and ``train.lr_decay: 0.1`` for it; with
+          ``epoch_fraction < 1`` an "epoch" is that fraction of a pass, so scale the step.
         * L2 is Adam ``weight_decay`` (``train.weight_decay``, reference 1e-5), as in the code.
         * Sessions longer than ``max_len`` keep their last ``max_len`` clicks.
         * Users with no training history score every item 0.
