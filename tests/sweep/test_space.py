@@ -121,7 +121,7 @@ def test_schema_parses_types_and_shorthand() -> None:
             "train.lrr",
             (
                 "unknown config key 'lrr' in train (known: batch_size, epochs, eval_every, grad_clip, "
-                "loss, lr, monitor, num_negatives, patience, positives, weight_decay)"
+                "loss, lr, lr_decay, lr_decay_every, monitor, num_negatives, patience, positives, weight_decay)"
             ),
         ),
         ("model.params.dimm", f"unknown config key 'dimm' in model.params of mf_bpr (known: {MF_KEYS})"),
