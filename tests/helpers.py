@@ -194,3 +194,24 @@ def random_tables(
         )
 
     return build()
+
+
+def run_cli(args: list[str], capsys: Any) -> tuple[int, str, str]:
+    """Run ``gnnrec`` in-process: (exit code, stdout, stderr)."""
+    from gnnrec.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    """The single ``error:`` line of a failed command (and no traceback)."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    return lines[0]

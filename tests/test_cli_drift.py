@@ -9,26 +9,9 @@ import polars as pl
 import pytest
 import yaml
 
-from gnnrec.cli import main
+from tests.helpers import one_error_line, run_cli
 
 SMALL = {"num_users": 300, "num_items": 300, "num_categories": 20, "events_per_user": 60}
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(args)
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _config(tmp_path: Path, **extra: object) -> Path:
