@@ -74,10 +74,11 @@ def environment_info() -> dict[str, Any]:
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "commit": git_commit(Path(__file__).resolve().parent),
     }
-    try:
-        import torch_geometric
+    # the installed distribution's version, without importing torch_geometric (~2 s)
+    from importlib.metadata import PackageNotFoundError, version
 
-        info["torch_geometric"] = torch_geometric.__version__
-    except ImportError:  # pragma: no cover - declared dependency
+    try:
+        info["torch_geometric"] = version("torch_geometric")
+    except PackageNotFoundError:  # pragma: no cover - declared dependency
         info["torch_geometric"] = None
     return info

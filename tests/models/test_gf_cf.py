@@ -236,9 +236,6 @@ def test_user_blocks_of_the_sparse_path(
     monkeypatch.setattr(
         gf_cf, "SCORE_BLOCK_USERS", 3
     )  # 41 users: 13 full blocks and one of 2
-    monkeypatch.setattr(
-        gf_cf, "_TRANSPOSE_TILE", 2
-    )  # and tiles that do not divide the block
     blocked = model.score_all(model.encode(medium), torch.arange(41))
     assert blocked.is_contiguous()
     torch.testing.assert_close(blocked, full, rtol=1e-6, atol=1e-6)

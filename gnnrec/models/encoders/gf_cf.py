@@ -26,8 +26,6 @@ _SCORE_CHUNK = 2**24
 #: arrays; Gowalla: 15 + 21 MB, under glibc's 32 MB mmap threshold, so the per-block result of
 #: embedding_bag reuses heap memory instead of page-faulting fresh pages each time)
 SCORE_BLOCK_USERS = 128
-#: item columns transposed at once into the [B, I] output (32 floats = two cache lines per item)
-_TRANSPOSE_TILE = 32
 
 
 class GFCFConfig(ModelConfig):
@@ -284,9 +282,10 @@ class GFCF(Recommender):
         * Linear filter with ``dense_item_gram`` (``auto``: when ``I^2`` float32 fit in
           ``gram_budget_mb``): the dense gram :math:`G = \tilde R^\top \tilde R` is built once
           and a batch costs ``R_b @ G``. Otherwise two sparse products per batch,
-          :math:`X_b = R_b \tilde R^\top` (sparse, ``[B, U]``) then :math:`X_b \tilde R`,
-          computed as :math:`\tilde R^\top X_b^\top` (:class:`CSRBags`, ``embedding_bag``)
-          into an ``[I, b]`` array per block of :data:`SCORE_BLOCK_USERS` users, then
+          :math:`X_b^\top = \tilde R R_b^\top` (``[U, b]``) then :math:`X_b \tilde R`,
+          computed as :math:`\tilde R^\top X_b^\top` (both :class:`CSRBags`,
+          ``embedding_bag``, multi-threaded) into an ``[I, b]`` tensor per block of
+          :data:`SCORE_BLOCK_USERS` users, the low-pass added in place, then copied
           transposed into the ``[B, I]`` output; no ``I x I`` matrix is formed.
         * The SVD is randomized subspace iteration by default on large matrices
           (:func:`randomized_right_singular`); ``svd: arpack`` gives ``scipy``'s ``svds``.
@@ -308,7 +307,7 @@ class GFCF(Recommender):
           binary; the paper has one implicit behaviour.
         * The paper turns the ideal low-pass off on Amazon-book (linear filter only); here
           that is ``alpha: 0`` (or ``rank: 0``), not a dataset-name switch.
-        * Scores are computed in float32 on the CPU (scipy sparse kernels); on another
+        * Scores are computed in float32 on the CPU (embedding_bag and BLAS kernels); on another
           device the batch's scores are copied there.
 
     Args:
@@ -335,7 +334,8 @@ class GFCF(Recommender):
         self.svd_method = "none"
         self.timing: dict[str, float] = {}
         self._emb: EmbDict = {}
-        self._work: dict[str, np.ndarray] = {}  # scoring work arrays (see _buffer)
+        self._rbt: torch.Tensor | None = None  # reused flat [I * block] batch history (see _xbt)
+        self._rn_bags: CSRBags | None = None
         self._rn_t_bags: CSRBags | None = None
 
     def use_dense_gram(self) -> bool:
@@ -356,7 +356,7 @@ class GFCF(Recommender):
         self.rn, di = normalize_rating(self.r)
         self.rn_t = self.rn.T.tocsr()
         self.gram = None
-        self._work = {}
+        self._rbt = None
         if self.use_dense_gram():
             self.gram = item_gram(self.rn)
         t1 = time.perf_counter()
@@ -378,6 +378,7 @@ class GFCF(Recommender):
             v * np.sqrt(di)[:, None].astype(np.float32)
         )  # D^1/2 V  [I, k]
         self._emb = {"user": user, "item": torch.from_numpy(item)}
+        self._rn_bags = CSRBags(self.rn)
         self._rn_t_bags = CSRBags(self.rn_t)
         self.timing = {
             "matrices_s": t1 - t0,
@@ -407,26 +408,24 @@ class GFCF(Recommender):
         assert self.r is not None and self.gram is not None
         return spmm(self.r[users], torch.from_numpy(self.gram))
 
-    def _buffer(self, name: str, rows: int, cols: int) -> np.ndarray:
-        """A reused C-contiguous float32 ``[rows, cols]`` work array (``cols <= block``).
+    def _xbt(self, users: np.ndarray) -> torch.Tensor:
+        """``X_b^T = R~ R_b^T`` as a dense ``[U, b]`` tensor.
 
-        Scoring allocates its two block buffers once per model instead of once per block:
-        fresh multi-MB arrays cost page faults (system time) on every block.
+        One :class:`CSRBags` product of ``R~`` with the batch's dense binary history
+        ``R_b^T`` ``[I, b]`` (a reused buffer, zeroed and filled per block): vectorised and
+        multi-threaded, ~1.7x faster on 2 threads than scipy's sparse x sparse product and
+        its densification (0.09 vs 0.15 ms per user on Gowalla).
         """
-        flat = self._work.get(name)
-        if flat is None or flat.shape[0] < rows * cols:
-            flat = np.empty(rows * max(cols, SCORE_BLOCK_USERS), dtype=np.float32)
-            self._work[name] = flat
-        return flat[: rows * cols].reshape(rows, cols)
-
-    def _xbt(self, users: np.ndarray) -> np.ndarray:
-        """``X_b^T = R~ R_b^T`` as a dense C-contiguous ``[U, b]`` array (a reused buffer)."""
-        assert self.r is not None and self.rn is not None
-        # sparse product (the users within two hops of each batch user), densified row-wise
-        xbt = self._buffer("xbt", self.meta.num_users, users.shape[0])
-        xbt.fill(0.0)  # toarray(out=...) adds into the buffer
-        (self.rn @ self.r[users].T.tocsr()).toarray(out=xbt)
-        return xbt
+        assert self.r is not None and self._rn_bags is not None
+        ni, b = self.meta.num_items, users.shape[0]
+        if self._rbt is None or self._rbt.numel() < ni * b:
+            self._rbt = torch.empty(ni * max(b, SCORE_BLOCK_USERS))
+        rbt = self._rbt[: ni * b].view(ni, b)  # contiguous whatever b is
+        rbt.zero_()
+        sub = self.r[users]
+        rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(sub.indptr))
+        rbt[torch.from_numpy(sub.indices.astype(np.int64)), torch.from_numpy(rows)] = 1.0
+        return self._rn_bags.matmul(rbt)
 
     def score_all(self, emb: EmbDict, user_index: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, I]`` of linear filter + ``alpha`` x ideal low-pass (see class docstring)."""
@@ -438,36 +437,25 @@ class GFCF(Recommender):
         y = emb["user"].detach().cpu()[torch.from_numpy(users)]  # [B, k]
         item = emb["item"].detach().cpu()  # [I, k]
         alpha = float(self.config.alpha)
+        lowpass = item.shape[1] > 0 and alpha > 0
         if self.gram is not None:
             out = self._linear_dense(users)
-            if item.shape[1] > 0 and alpha > 0:
+            if lowpass:
                 out.addmm_(y, item.T, alpha=alpha)
         else:
             assert self._rn_t_bags is not None
-            out_np = np.empty((b, ni), dtype=np.float32)
-            scaled = (alpha * y).numpy()
-            item_np = item.numpy()
-            # Blocks of users: the linear filter comes out as [I, b] (bags = items), so the
-            # ideal part is computed in that layout too and the block is then transposed into
-            # contiguous [b, I] rows (a top-k over a transposed view is several times slower).
+            out = torch.empty(b, ni)
+            # Blocks of users: both sparse products are CSR x dense (embedding_bag), which
+            # yields the linear filter as [I, b]; the ideal part is added in that layout
+            # (addmm_) and the block is then copied transposed into contiguous [b, I] rows
+            # (torch's strided copy: ~0.05 ms per user, 5x numpy's tiled assignment; a top-k
+            # over a transposed view would be several times slower).
             for lo in range(0, b, SCORE_BLOCK_USERS):
                 hi = min(lo + SCORE_BLOCK_USERS, b)
-                out_t = self._buffer("out_t", ni, hi - lo)
-                if item_np.shape[1] > 0 and alpha > 0:
-                    # numpy's BLAS (OpenBLAS in the wheels): ~1.5x torch's MKL on the AMD CPU here
-                    np.matmul(item_np, scaled[lo:hi].T, out=out_t)
-                else:
-                    out_t.fill(0.0)
-                out_t += self._rn_t_bags.matmul(
-                    torch.from_numpy(self._xbt(users[lo:hi]))
-                ).numpy()
-                for c in range(
-                    0, hi - lo, _TRANSPOSE_TILE
-                ):  # each tile reads whole cache lines
-                    out_np[lo + c : lo + c + _TRANSPOSE_TILE] = out_t[
-                        :, c : c + _TRANSPOSE_TILE
-                    ].T
-            out = torch.from_numpy(out_np)
+                lin_t = self._rn_t_bags.matmul(self._xbt(users[lo:hi]))  # [I, b]
+                if lowpass:
+                    lin_t.addmm_(item, y[lo:hi].T, alpha=alpha)
+                out[lo:hi].copy_(lin_t.T)
         return out if device.type == "cpu" else out.to(device)
 
     def score(
