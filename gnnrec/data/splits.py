@@ -90,6 +90,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from gnnrec.config import SplitConfig
 from gnnrec.data.types import EXCLUDED, GIVEN_CODES, TEST, TRAIN, VALID, InteractionTable, Split
@@ -186,6 +187,38 @@ def _in_sorted(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     return sorted_keys[pos] == query
 
 
+def _order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """Stable order by (``major``, ``minor``): ``np.lexsort((minor, major))``, ~4x faster.
+
+    ``major`` is a non-negative int64 key; ``minor`` int64 (e.g. timestamps) or floats in
+    ``[0, 1)``. Both are packed into one int64 (``minor`` offset to 0, floats scaled to the
+    bits left) and argsorted stably; ties keep index order, as in ``lexsort``. A float pair
+    closer than ``2^-(62 - major bits)`` counts as a tie (kept in index order). Falls back to
+    ``lexsort`` when the integer fields need more than 63 bits.
+    """
+    if major.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    major_bits = int(major.max()).bit_length()
+    free = 63 - major_bits
+    if minor.dtype.kind == "f":
+        low = (minor * float(2 ** (free - 1))).astype(np.int64)  # monotone; < 2^(free-1)
+    else:
+        low = minor.astype(np.int64) - int(minor.min())
+        if int(low.max()).bit_length() > free:
+            return np.lexsort((minor, major))
+    packed = major.astype(np.int64) << free
+    packed |= low
+    return np.argsort(packed, kind="stable")
+
+
+def _in_set(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Membership of ``query`` in ``keys`` (int64) by polars' multi-threaded hash lookup:
+    ~2.5x faster than a ``searchsorted`` of 10M queries (0.1 vs 0.26 s here)."""
+    if keys.size == 0:
+        return np.zeros(query.shape, dtype=bool)
+    return pl.Series(query).is_in(pl.Series(keys).implode()).to_numpy()
+
+
 def _group_starts(sorted_values: np.ndarray) -> np.ndarray:
     """Boolean mask: True where a run of equal values starts in a sorted array."""
     start = np.ones(sorted_values.shape[0], dtype=bool)
@@ -216,7 +249,7 @@ def _hold_out_pairs(
     key = _pair_keys(table, rows)
     ts = np.zeros(rows.size, dtype=np.int64) if table.ts is None else np.asarray(table.ts)[rows]
     # earliest event of each pair (ties: first row) represents the pair
-    order = np.lexsort((rows, ts, key))
+    order = _order_by(key, ts)
     key_s, rows_s = key[order], rows[order]
     first = _group_starts(key_s)
     pair_key = key_s[first]  # ascending (lexsort's primary key)
@@ -225,7 +258,7 @@ def _hold_out_pairs(
     n_pairs = pair_key.size
 
     # shuffle pairs inside each user: sort by (user, random)
-    perm = np.lexsort((rng.random(n_pairs), pair_user))
+    perm = _order_by(pair_user, rng.random(n_pairs))
     u_sorted = pair_user[perm]
     start = _group_starts(u_sorted)
     group = np.cumsum(start) - 1
@@ -247,8 +280,12 @@ def _hold_out_pairs(
         return
     held_keys = pair_key[held]  # still sorted
     # every training event of a held-out pair (any behaviour) leaves the graph ...
-    scope = np.flatnonzero(assign == TRAIN)
-    hit = scope[_in_sorted(held_keys, _pair_keys(table, scope))]
+    in_train = assign == TRAIN
+    if in_train.all():  # the random split of a whole log: no gathers needed
+        hit = np.flatnonzero(_in_set(held_keys, _pair_keys(table)))
+    else:
+        scope = np.flatnonzero(in_train)
+        hit = scope[_in_set(held_keys, _pair_keys(table, scope))]
     assign[hit] = EXCLUDED
     # ... except the one event that becomes the label
     assign[rep_row[held]] = pair_label[held]

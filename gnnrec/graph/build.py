@@ -49,6 +49,81 @@ def _unique_edges(
     return edges, last_ts, count
 
 
+def _edge_groups(
+    table: InteractionTable, train: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Group training events by (behaviour, user, item) with one sort of packed keys.
+
+    Each event becomes one int64 of bit fields ``behaviour | user | item | ts - min ts``
+    (most significant first; as many bits as the largest id and the time span need) and the
+    array is sorted by value. One pass over the sorted keys then gives, per (behaviour,
+    user, item) group, its last timestamp (the group's last entry) and its event count;
+    groups come out partitioned by behaviour and sorted by (user, item) inside, so each
+    behaviour's edge set is a contiguous slice. numpy's sort of 10M int64 values (vectorised
+    quicksort) takes ~0.13 s here, a stable ``argsort`` of the same keys ~10x longer; bit
+    fields instead of ``user * num_items + item`` make unpacking shifts, not divisions.
+
+    Returns:
+        ``(bounds, user, item, last_ts, count, item_bits)``: groups of behaviour ``b`` are
+        ``bounds[b]:bounds[b + 1]``; or ``None`` when the key would need more than 63 bits
+        (the caller then falls back to :func:`_unique_edges` per behaviour).
+    """
+    num_behaviors = len(table.behaviors)
+    if len(table) == 0:
+        return None
+    ts = table.ts
+    t0 = 0 if ts is None else int(ts.min())
+    ts_bits = 0 if ts is None else (int(ts.max()) - t0).bit_length()
+    item_bits = max(table.num_items - 1, 0).bit_length()
+    user_bits = max(table.num_users - 1, 0).bit_length()
+    beh_bits = max(num_behaviors - 1, 0).bit_length()
+    if beh_bits + user_bits + item_bits + ts_bits > 63:
+        return None
+    # packed over the whole table (in place, no temporaries), then the train rows kept once
+    packed = np.asarray(table.behavior).astype(np.int64)
+    packed <<= user_bits
+    packed |= table.user
+    packed <<= item_bits
+    packed |= table.item
+    if ts is not None and ts_bits:
+        packed <<= ts_bits
+        packed |= ts - t0
+    packed = packed[train]
+    if packed.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros(num_behaviors + 1, dtype=np.int64), empty, empty, empty, empty, item_bits
+    packed.sort()
+    group = packed >> ts_bits  # (behaviour, user, item)
+    last = np.empty(group.size, dtype=bool)  # the last event of each group
+    np.not_equal(group[1:], group[:-1], out=last[:-1])
+    last[-1] = True
+    ends = np.flatnonzero(last)
+    count = np.diff(ends, prepend=-1)
+    last_ts = packed[ends]
+    last_ts &= (1 << ts_bits) - 1
+    last_ts += t0
+    key = group[ends]
+    pair_bits = user_bits + item_bits
+    g_beh = key >> pair_bits
+    bounds = np.searchsorted(g_beh, np.arange(num_behaviors + 1))
+    g_user = (key >> item_bits) & ((1 << user_bits) - 1)
+    g_item = key & ((1 << item_bits) - 1)
+    return bounds, g_user, g_item, last_ts, count, item_bits
+
+
+def _union_of_groups(user: np.ndarray, item: np.ndarray, item_bits: int) -> np.ndarray:
+    """``[2, E]`` unique (user, item) pairs, sorted, of possibly repeated group pairs."""
+    key = user << item_bits
+    key |= item
+    key.sort()
+    if key.size:
+        first = np.empty(key.size, dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        key = key[first]
+    return np.stack([key >> item_bits, key & ((1 << item_bits) - 1)])
+
+
 def build_train_data(
     table: InteractionTable,
     split: Split,
@@ -81,18 +156,26 @@ def build_train_data(
     if positives not in ("target", "all"):
         raise ConfigError(f"train.positives: expected 'target' or 'all', got '{positives}'")
     train = np.asarray(split.assign) == TRAIN
-    user = np.asarray(table.user, dtype=np.int64)[train]
-    item = np.asarray(table.item, dtype=np.int64)[train]
-    beh = np.asarray(table.behavior, dtype=np.int64)[train]
-    ts = (
-        np.zeros(user.size, dtype=np.int64)
-        if table.ts is None
-        else np.asarray(table.ts, dtype=np.int64)[train]
-    )
+    nb = len(table.behaviors)
+    # one sort of packed (behaviour, user, item, ts) keys gives every edge set (see
+    # _edge_groups); the per-column train arrays are only built when that is impossible
+    groups = _edge_groups(table, train)
+    cols: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
+    def train_columns() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        nonlocal cols
+        if cols is None:
+            u = np.asarray(table.user, dtype=np.int64)[train]
+            t = np.zeros(u.size, dtype=np.int64) if table.ts is None else np.asarray(table.ts, dtype=np.int64)[train]
+            cols = (u, np.asarray(table.item, dtype=np.int64)[train], np.asarray(table.behavior, dtype=np.int64)[train], t)
+        return cols
+
+    if groups is not None:
+        present = np.diff(groups[0]) > 0
+    else:
+        present = np.bincount(train_columns()[2], minlength=nb)[:nb] > 0
     if graph_cfg.behaviors is None:
-        present = set(np.unique(beh).tolist())
-        names = tuple(b for i, b in enumerate(table.behaviors) if i in present)
+        names = tuple(b for i, b in enumerate(table.behaviors) if present[i])
     else:
         unknown = [b for b in graph_cfg.behaviors if b not in table.behaviors]
         if unknown:
@@ -105,15 +188,47 @@ def build_train_data(
     edge_index: dict[str, torch.Tensor] = {}
     edge_ts: dict[str, torch.Tensor] = {}
     edge_count: dict[str, torch.Tensor] = {}
-    for name in names:  # a handful of behaviours; the work inside is vectorised
-        m = beh == table.behavior_index(name)
-        e, t, c = _unique_edges(user[m], item[m], ts[m], table.num_items)
-        edge_index[name] = torch.from_numpy(np.ascontiguousarray(e))
-        edge_ts[name] = torch.from_numpy(np.ascontiguousarray(t))
-        edge_count[name] = torch.from_numpy(np.ascontiguousarray(c))
+    union: np.ndarray | None = None  # the edge types' unique pairs, when the sort gives them
+    if groups is not None:
+        bounds, g_user, g_item, g_ts, g_count, item_bits = groups
 
-    pos_mask = beh == split.target if positives == "target" else np.ones(user.size, dtype=bool)
-    pos, _, _ = _unique_edges(user[pos_mask], item[pos_mask], ts[pos_mask], table.num_items)
+        def part(b: int) -> slice:
+            return slice(int(bounds[b]), int(bounds[b + 1]))
+
+        for name in names:  # a handful of behaviours; each one a slice of the groups
+            sl = part(table.behavior_index(name))
+            edge_index[name] = torch.from_numpy(np.stack([g_user[sl], g_item[sl]]))
+            edge_ts[name] = torch.from_numpy(g_ts[sl])
+            edge_count[name] = torch.from_numpy(g_count[sl])
+        idx = sorted(table.behavior_index(b) for b in names)
+        if len(idx) == 1:  # one edge type: its slice is already unique and sorted
+            union = np.stack([g_user[part(idx[0])], g_item[part(idx[0])]])
+        elif idx == [b for b in range(len(table.behaviors)) if present[b]]:
+            union = _union_of_groups(g_user, g_item, item_bits)  # every group
+        else:
+            union = _union_of_groups(
+                np.concatenate([g_user[part(b)] for b in idx]),
+                np.concatenate([g_item[part(b)] for b in idx]),
+                item_bits,
+            )
+        if positives == "target":
+            sl = part(split.target)
+            pos_t = torch.from_numpy(np.stack([g_user[sl], g_item[sl]]))
+        elif all(present[b] == (b in idx) for b in range(len(table.behaviors))):
+            pos_t = torch.from_numpy(union)
+        else:
+            pos_t = torch.from_numpy(_union_of_groups(g_user, g_item, item_bits))
+    else:  # more than 2^63 (behaviour, user, item, time) combinations
+        user, item, beh, ts = train_columns()
+        for name in names:
+            m = beh == table.behavior_index(name)
+            e, t, c = _unique_edges(user[m], item[m], ts[m], table.num_items)
+            edge_index[name] = torch.from_numpy(np.ascontiguousarray(e))
+            edge_ts[name] = torch.from_numpy(np.ascontiguousarray(t))
+            edge_count[name] = torch.from_numpy(np.ascontiguousarray(c))
+        pos_mask = beh == split.target if positives == "target" else np.ones(user.size, dtype=bool)
+        pos, _, _ = _unique_edges(user[pos_mask], item[pos_mask], ts[pos_mask], table.num_items)
+        pos_t = torch.from_numpy(np.ascontiguousarray(pos))
 
     meta = GraphMeta(
         num_users=table.num_users,
@@ -128,15 +243,17 @@ def build_train_data(
         edge_index=edge_index,
         edge_ts=edge_ts,
         edge_count=edge_count,
-        pos_index=torch.from_numpy(np.ascontiguousarray(pos)),
+        pos_index=pos_t,
         item_category=torch.from_numpy(np.asarray(table.item_category, dtype=np.int64).copy()),
         event_source=functools.partial(_ordered_events, table, split),
     )
+    if union is not None:  # TrainData.interaction_pairs() of the edge types, already computed
+        out.cache[("interaction_pairs", names)] = torch.from_numpy(union)
     if split.mode in ("cold_user", "cold_item"):
         # cold-start protocols: an item without a training event does not exist at training
         # time, so it must not be a sampled negative either (the trainer reads this)
         seen = np.zeros(table.num_items, dtype=bool)
-        seen[item] = True
+        seen[np.asarray(table.item)[train]] = True
         out.cache["negative_items"] = torch.from_numpy(np.flatnonzero(seen).astype(np.int64))
     return out
 
@@ -209,6 +326,35 @@ def _is_unique_sorted(pairs: torch.Tensor, num_items: int) -> bool:
     return bool((key[1:] > key[:-1]).all())
 
 
+def _item_rows(
+    u: torch.Tensor,
+    i: torch.Tensor,
+    val: torch.Tensor,
+    user_ptr: torch.Tensor,
+    num_items: int,
+    counting_sort: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The transpose of sorted unique pairs: users and values ordered by (item, user).
+
+    ``counting_sort`` (CPU): scipy's CSR -> CSC conversion, one O(E) counting-sort pass,
+    ~2.5x faster than a stable sort of the item column on 8M pairs. Otherwise (on an
+    accelerator) a stable sort by item, which keeps users ascending within an item.
+    """
+    if counting_sort and u.numel() > 0:
+        import scipy.sparse as sp
+
+        csc = sp.csr_matrix(
+            (val.cpu().numpy(), i.cpu().numpy(), user_ptr.cpu().numpy()),
+            shape=(int(user_ptr.numel()) - 1, num_items),
+        ).tocsc()
+        return (
+            torch.from_numpy(csc.indices.astype(np.int64)).to(u.device),
+            torch.from_numpy(csc.data).to(u.device),
+        )
+    perm = torch.sort(i, stable=True).indices
+    return u[perm], val[perm]
+
+
 def normalized_adjacency(pairs: torch.Tensor, num_users: int, num_items: int) -> torch.Tensor:
     """Symmetric-normalised bipartite adjacency ``D^-1/2 A D^-1/2`` (LightGCN / NGCF).
 
@@ -233,13 +379,13 @@ def normalized_adjacency(pairs: torch.Tensor, num_users: int, num_items: int) ->
     dinv_i = torch.where(deg_i > 0, deg_i.clamp(min=1).pow(-0.5), torch.zeros_like(deg_i))
     val_ui = dinv_u[u] * dinv_i[i]
     # CSR entries must be sorted by (row, col). The user rows are already in (user, item)
-    # order because the pairs are sorted; the item rows only need a stable sort by item,
-    # which keeps users ascending within an item. No global sort of 2E keys, no row array.
-    perm = torch.sort(i, stable=True).indices
-    col = torch.cat([i + nu, u[perm]])
-    val = torch.cat([val_ui, val_ui[perm]])
+    # order because the pairs are sorted; the item rows are the transpose, i.e. the pairs
+    # ordered by item with users ascending within an item. No global sort of 2E keys.
     crow = torch.zeros(n + 1, dtype=torch.long, device=dev)
     crow[1:] = torch.cumsum(torch.cat([deg_u, deg_i]).long(), 0)
+    col_i, val_i = _item_rows(u, i, val_ui, crow[: nu + 1], ni, counting_sort=dev.type == "cpu")
+    col = torch.cat([i + nu, col_i])
+    val = torch.cat([val_ui, val_i])
     return torch.sparse_csr_tensor(
         crow, col, val, size=(n, n), dtype=torch.float32, device=dev, check_invariants=False
     )

@@ -97,11 +97,15 @@ class TrainData:
         return out
 
     def interaction_pairs(self, behaviors: tuple[str, ...] | None = None) -> torch.Tensor:
-        """Unique user→item pairs ``[2, E]`` over the given behaviours (default: all edges)."""
+        """Cached unique user→item pairs ``[2, E]``, sorted by (user, item), over the given
+        behaviours (default: all edge types)."""
         from gnnrec.graph.build import union_pairs
 
-        names = self.meta.behaviors if behaviors is None else behaviors
-        return union_pairs([self.edge_index[b] for b in names], self.meta.num_items)
+        names = self.meta.behaviors if behaviors is None else tuple(behaviors)
+        key = ("interaction_pairs", names)
+        if key not in self.cache:  # build_train_data seeds it for the edge types
+            self.cache[key] = union_pairs([self.edge_index[b] for b in names], self.meta.num_items)
+        return self.cache[key]
 
     def norm_adj(self, behaviors: tuple[str, ...] | None = None) -> torch.Tensor:
         """Cached symmetric-normalised bipartite adjacency ``D^-1/2 A D^-1/2`` of shape

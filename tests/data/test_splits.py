@@ -307,3 +307,22 @@ def test_given_properties(table: InteractionTable, seed: int) -> None:
         carved = np.flatnonzero(a == VALID)
         assert (g[carved] == TRAIN).all()
         assert not pair_set(table, carved) & message_passing_pairs(table, split)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    major=st.lists(st.integers(0, 2**20), min_size=0, max_size=40),
+    data=st.data(),
+)
+def test_order_by_equals_lexsort(major: list[int], data: st.DataObject) -> None:
+    from gnnrec.data.splits import _order_by
+
+    n = len(major)
+    ints = np.array(data.draw(st.lists(st.integers(-(2**30), 2**30), min_size=n, max_size=n)), dtype=np.int64)
+    floats = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.999]), min_size=n, max_size=n)))
+    m = np.array(major, dtype=np.int64)
+    assert _order_by(m, ints).tolist() == np.lexsort((ints, m)).tolist()
+    assert _order_by(m, floats).tolist() == np.lexsort((floats, m)).tolist()
+    # a minor key too wide for the packed int64 falls back to lexsort
+    wide = ints * (2**30)
+    assert _order_by(m, wide).tolist() == np.lexsort((wide, m)).tolist()

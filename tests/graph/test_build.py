@@ -26,7 +26,13 @@ from gnnrec.config import GraphConfig, SplitConfig
 from gnnrec.data.splits import make_split
 from gnnrec.data.types import TRAIN, InteractionTable, Split
 from gnnrec.errors import ConfigError, GnnrecError
-from gnnrec.graph.build import build_hetero_data, build_train_data, normalized_adjacency, union_pairs
+from gnnrec.graph.build import (
+    _item_rows,
+    build_hetero_data,
+    build_train_data,
+    normalized_adjacency,
+    union_pairs,
+)
 from gnnrec.graph.nx import to_networkx
 from tests.helpers import make_table, random_tables, tiny_table
 
@@ -241,6 +247,39 @@ def test_edges_are_exactly_the_train_pairs(table: InteractionTable, mode: str) -
     d = a.sum(1)
     dinv = torch.where(d > 0, d.pow(-0.5), torch.zeros_like(d))
     assert torch.allclose(dense, dinv[:, None] * a * dinv[None, :])
+
+
+@PROPS
+@given(
+    table=random_tables(),
+    behaviors=st.sampled_from([None, ("view",), ("buy", "cart"), ("fav", "view", "buy", "cart")]),
+    positives=st.sampled_from(["target", "all"]),
+)
+def test_pairs_positives_and_item_rows_match_naive(
+    table: InteractionTable, behaviors: tuple[str, ...] | None, positives: str
+) -> None:
+    split = make_split(table, SplitConfig(mode="random", ratios=(0.5, 0.25, 0.25)), 0)
+    data = build_train_data(table, split, GraphConfig(behaviors=behaviors), positives=positives)
+    train = split.assign == TRAIN
+
+    def pairs(m: np.ndarray) -> list[tuple[int, int]]:
+        return sorted(set(zip(table.user[m].tolist(), table.item[m].tolist())))
+
+    # the cached union over the edge types (seeded by build_train_data) is the naive union
+    names = data.meta.behaviors
+    in_names = np.isin(table.behavior, [table.behavior_index(b) for b in names])
+    assert edges(data.interaction_pairs()) == pairs(train & in_names)
+    pos_rows = train & (table.behavior == split.target) if positives == "target" else train
+    assert edges(data.pos_index) == pairs(pos_rows)
+    # both transposition paths of the adjacency give the same (item, user) order
+    p = data.interaction_pairs()
+    u, i = p[0], p[1]
+    val = torch.rand(u.numel())
+    ptr = torch.zeros(table.num_users + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(torch.bincount(u, minlength=table.num_users), 0)
+    c1, v1 = _item_rows(u, i, val, ptr, table.num_items, counting_sort=True)
+    c2, v2 = _item_rows(u, i, val, ptr, table.num_items, counting_sort=False)
+    assert c1.tolist() == c2.tolist() and torch.equal(v1, v2)
 
 
 @given(table=random_tables(), mode=st.sampled_from(["random", "leave_last_out"]), lazy_first=st.booleans())
