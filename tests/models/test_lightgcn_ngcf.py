@@ -317,3 +317,41 @@ def test_ngcf_gradients_reach_weights(small: TrainData) -> None:
     model.loss(model.encode(small), batch).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("reg_pow", [False, True])
+def test_ngcf_loss_equals_the_generic_loss_with_gradients(reg_pow: bool) -> None:
+    from gnnrec.models.base import PairBatch, Recommender
+
+    data = random_data(5, 10, 12, 40)
+    torch.manual_seed(0)
+    model = _ngcf(data, dim=6, layers=[4, 4], reg=0.3, reg_pow=reg_pow)
+    model.eval()  # no dropout: both losses see the same embeddings
+    batch = PairBatch(
+        user=torch.tensor([0, 3, 3, 9]),
+        pos=torch.tensor([1, 2, 2, 11]),
+        neg=torch.tensor([[4, 5], [0, 1], [7, 7], [2, 3]]),
+    )
+    grads = []
+    for loss_fn in (model.loss, lambda e, b: Recommender.loss(model, e, b)):
+        model.zero_grad()
+        value = loss_fn(model.encode(data), batch)
+        value.backward()
+        grads.append((value.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b)
+
+
+def test_ngcf_message_dropout_keeps_the_expectation() -> None:
+    data = random_data(6, 10, 12, 40)
+    model = _ngcf(data, dim=4, layers=[4], mess_dropout=0.25)
+    h = torch.ones(400, 50)
+    model.train()
+    torch.manual_seed(1)
+    out = model._dropout(h)
+    kept = out != 0
+    assert torch.all(out[kept] == 1 / 0.75)
+    assert abs(kept.float().mean().item() - 0.75) < 0.01
+    model.eval()
+    assert model._dropout(h) is h
