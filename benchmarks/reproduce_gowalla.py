@@ -79,11 +79,25 @@ def config_path(model: str) -> Path:
 
 
 def run_model(
-    model: str, overrides: list[str], out_dir: Path, label: str | None = None
+    model: str,
+    overrides: list[str],
+    out_dir: Path,
+    label: str | None = None,
+    curve_every_s: float | None = None,
+    run_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run one model's gowalla config in this process; return its record (kept under
-    ``label``, default the model name)."""
+    ``label``, default the model name).
+
+    ``curve_every_s``: for trainable models, also record the test metrics every that many
+    training seconds (:class:`TestCurve`, all test users; monitoring only) in
+    ``record["curve"]``. ``run_dir``: run into this directory (default: a fresh
+    ``<out_dir>/<model>-<timestamp>``); with ``--set train.resume=true`` an interrupted or
+    budget-limited run there continues from its checkpoint, and the curve is read from the
+    whole ``history.csv`` (epochs before the checkpoint included).
+    """
     from gnnrec.config import dump_config, load_config
+    from gnnrec.eval.evaluator import Evaluator
     from gnnrec.runner import prepare_data, run
     from gnnrec.utils.runinfo import environment_info
 
@@ -95,11 +109,22 @@ def run_model(
     t0 = time.perf_counter()
     prepared = prepare_data(cfg)
     prepare_s = time.perf_counter() - t0
+    curve = (
+        TestCurve(
+            Evaluator(cfg.eval.ks, cfg.eval.metrics, cfg.eval.batch_size),
+            prepared.test,
+            curve_every_s,
+            clock=cfg.train.time_budget_clock,
+        )
+        if curve_every_s
+        else None
+    )
     result = run(
         cfg,
-        out_dir / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_dir or out_dir / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}",
         progress=False,
         prepared=prepared,
+        callbacks=[curve] if curve is not None else [],
     )
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu0
@@ -134,7 +159,119 @@ def run_model(
         "data": m["data"],
         "run_dir": str(result.run_dir),
         "cli": None,
+        **_training_record(result.run_dir, curve),
     }
+
+
+def _training_record(run_dir: Path, curve: TestCurve | None) -> dict[str, Any]:
+    """Training minutes (from ``history.csv``) and the test curve: the history's epochs that
+    carry ``test_*`` metrics (the :class:`TestCurve` points, including those recorded before
+    a resumed checkpoint)."""
+    import csv
+
+    hist = run_dir / "history.csv"
+    if not hist.exists():
+        return {}
+    rows = list(csv.DictReader(hist.open()))
+    if not rows or "train_s" not in rows[-1]:
+        return {}
+    out: dict[str, Any] = {"train_wall_min": float(rows[-1]["train_s"]) / 60.0}
+    if rows[-1].get("train_cpu_s"):
+        out["train_cpu_min"] = float(rows[-1]["train_cpu_s"]) / 60.0
+    if curve is not None:
+        points = []
+        for r in rows:
+            if not r.get("test_recall@20"):
+                continue
+            wall, cpu = float(r["train_s"]) / 60.0, float(r.get("train_cpu_s") or "nan") / 60.0
+            points.append(
+                {
+                    "epoch": int(float(r["epoch"])),
+                    "train_min": cpu if curve.key == "train_cpu_s" else wall,
+                    "train_wall_min": wall,
+                    "train_cpu_min": cpu,
+                    "loss": float(r["loss"]),
+                    **{k: float(v) for k, v in r.items() if k.startswith("test_") and v},
+                }
+            )
+        out["curve"] = points or curve.points
+        out["curve_every_s"] = curve.every_s
+    return out
+
+
+class TestCurve:
+    """Trainer monitor: test metrics against training time (a time-to-accuracy curve).
+
+    Called by :class:`~gnnrec.train.trainer.Trainer` after each epoch (``on_epoch_model``;
+    its time is not training time). It evaluates when the training time has passed the next
+    multiple of ``every_s`` seconds (and at epoch 1), on ``sample`` test users drawn once
+    with a fixed seed (``None`` = all of them) to keep monitoring cheap. The split has no
+    validation set, so this curve is for *monitoring only*: it never selects a model (the
+    trainer gets no ``validate`` and keeps the last epoch's weights).
+
+    Args:
+        evaluator: the run's :class:`~gnnrec.eval.evaluator.Evaluator`.
+        targets: test targets.
+        every_s: training seconds between evaluations (on ``clock``).
+        sample: evaluate this many test users (``None`` or ``>=`` all = every test user).
+        seed: seed of the user sample.
+        log: print one line per point.
+    """
+
+    def __init__(
+        self,
+        evaluator: Any,
+        targets: Any,
+        every_s: float,
+        sample: int | None = None,
+        seed: int = 0,
+        log: bool = True,
+        clock: str = "wall",
+    ) -> None:
+        import dataclasses
+
+        import numpy as np
+
+        self.evaluator = evaluator
+        users = targets.users
+        if sample is not None and sample < users.shape[0]:
+            pick = np.sort(np.random.default_rng(seed).choice(users.shape[0], sample, replace=False))
+            targets = dataclasses.replace(targets, users=users[pick])
+        self.targets = targets
+        self.every_s = float(every_s)
+        self.next_s = 0.0
+        self.log = log
+        self.key = "train_cpu_s" if clock == "cpu" else "train_s"
+        self.points: list[dict[str, float]] = []
+
+    def on_epoch_model(self, epoch: int, model: Any, data: Any, logs: dict[str, float]) -> None:
+        now = logs[self.key]
+        if now < self.next_s:
+            return
+        while self.next_s <= now:
+            self.next_s += self.every_s
+        t0 = time.perf_counter()
+        res = self.evaluator.evaluate(model, model.encode(data), self.targets)
+        point = {
+            "epoch": epoch,
+            "train_min": logs[self.key] / 60.0,
+            "train_wall_min": logs["train_s"] / 60.0,
+            "train_cpu_min": logs.get("train_cpu_s", float("nan")) / 60.0,
+            "loss": logs["loss"],
+            "users": int(self.targets.users.shape[0]),
+            "eval_s": time.perf_counter() - t0,
+            **{f"test_{k}": v for k, v in res.metrics.items()},
+        }
+        self.points.append(point)
+        logs.update({f"test_{k}": v for k, v in res.metrics.items()})
+        if self.log:
+            print(json.dumps(point), flush=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        pass
+
+    def on_fit_end(self, result: Any) -> None:
+        pass
 
 
 def _torch_threads() -> int:
@@ -356,6 +493,9 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
             + " | ".join(_fmt(rec["test"].get(k)) for k in keys)
             + " |"
         )
+    for rec in runs.values():
+        if rec.get("curve"):
+            lines += _curve_section(rec)
     sweep = records.get("_svd_sweep")
     if sweep:
         lines += [
@@ -388,6 +528,78 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
     if machines:
         lines += ["", "Machines: " + "; ".join(sorted(machines))]
     return "\n".join(lines) + "\n"
+
+
+def curve_png_path(results: Path, label: str) -> Path:
+    """``<results dir>/<results stem>_<label>_curve.png`` (label made file-name safe)."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
+    return results.with_name(f"{results.stem}_{safe}_curve.png")
+
+
+def plot_curve(rec: dict[str, Any], target: float | None, published: float | None, path: Path) -> None:
+    """Test Recall@20 against training minutes (one run's ``curve``) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = rec["curve"]
+    x = [p["train_min"] for p in pts]
+    y = [p["test_recall@20"] for p in pts]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(x, y, marker="o", ms=3, label=f"{rec.get('label', rec['model'])} (test, all users)")
+    if published is not None:
+        ax.axhline(published, color="grey", ls="--", lw=1, label=f"paper {published:.4f}")
+    if target is not None:
+        ax.axhline(target, color="red", ls=":", lw=1, label=f"target {target:.4f}")
+    clock = rec["resolved_config"].get("train", {}).get("time_budget_clock", "wall")
+    ax.set_xlabel(f"training minutes ({clock} clock, 1 thread; evaluation excluded)")
+    ax.set_ylabel("test Recall@20")
+    ax.set_title("Gowalla: time to accuracy (monitoring curve, no model selection)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _curve_section(rec: dict[str, Any]) -> list[str]:
+    """Markdown of one run's time-to-accuracy curve."""
+    label = rec.get("label", rec["model"])
+    train = rec["resolved_config"].get("train", {})
+    lines = [
+        "",
+        f"## {label}: time to accuracy",
+        "",
+        f"Test Recall@20 / NDCG@20 of all {rec['eval_users']['test']:,} test users against training minutes",
+        (
+            "(the training steps only, on the `train.time_budget_clock` clock; evaluation excluded), "
+            f"evaluated every {rec.get('curve_every_s', 0) / 60:.0f} training minutes. The split has no "
+            "validation set, so"
+        ),
+        "this is the **test** curve, used for monitoring only: nothing is selected on it, and the",
+        "reported number is the last epoch's (the weights the run ends with).",
+        (
+            f"Training: {rec.get('train_cpu_min', float('nan')):.1f} CPU min / "
+            f"{rec.get('train_wall_min', float('nan')):.1f} wall min (x axis: "
+            f"{train.get('time_budget_clock', 'wall')} clock), {rec['epochs']} epochs, "
+            f"`threads: {rec['resolved_config'].get('threads')}` (torch threads {rec['machine']['torch_threads']}) "
+            f"on {rec['machine']['cpus']} shared CPUs, load average before/after "
+            f"{rec['load_avg_before']} / {rec['load_avg_after']}; loss `{train.get('loss')}`, batch "
+            f"{train.get('batch_size')}, lr {train.get('lr')}."
+        ),
+        f"Plot: `{rec['curve_png']}`." if rec.get("curve_png") else "",
+        "",
+        "| epoch | training min (CPU) | training min (wall) | loss | test recall@20 | test ndcg@20 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in rec["curve"]:
+        lines.append(
+            f"| {p['epoch']} | {p['train_cpu_min']:.1f} | {p['train_wall_min']:.1f} | {p['loss']:.4f} | "
+            f"{_fmt(p.get('test_recall@20'))} | {_fmt(p.get('test_ndcg@20'))} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,6 +666,19 @@ def main(argv: list[str] | None = None) -> int:
         help="sketch seeds of the sweep",
     )
     p.add_argument(
+        "--curve-every-min",
+        type=float,
+        default=5.0,
+        help="trainable models: test metrics every this many training minutes for the "
+        "time-to-accuracy curve (json + PNG; 0 = off)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="one model: run into this directory (with --set train.resume=true: continue its checkpoint)",
+    )
+    p.add_argument(
         "--render-only",
         action="store_true",
         help="only re-render the table from the records",
@@ -479,7 +704,20 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 continue
             label = args.label if args.label and len(models) == 1 else model
-            record = run_model(model, list(args.overrides), args.out, label)
+            record = run_model(
+                model,
+                list(args.overrides),
+                args.out,
+                label,
+                args.curve_every_min * 60 or None,
+                args.run_dir if len(models) == 1 else None,
+            )
+            if record.get("curve"):
+                ref = refs.get("models", {}).get(model, {})
+                pub = next(iter(ref.get("published", [])), {}).get("metrics", {})
+                png = curve_png_path(args.results, record["label"])
+                plot_curve(record, ref.get("target", {}).get("recall@20"), pub.get("recall@20"), png)
+                record["curve_png"] = str(png.relative_to(ROOT)) if png.is_relative_to(ROOT) else str(png)
             t = record["test"]
             print(
                 f"[{model}] test recall@20 {t.get('recall@20', float('nan')):.4f} ndcg@20 "

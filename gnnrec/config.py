@@ -133,7 +133,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(2048, ge=1)  # positive pairs per step
     lr: float = Field(1e-3, gt=0)  # Adam learning rate
     weight_decay: float = Field(0.0, ge=0)  # Adam weight decay (models add their own L2 too)
-    loss: Literal["bpr", "bce"] = "bpr"  # pairwise BPR or pointwise BCE with sampled negatives
+    loss: Literal["bpr", "bce", "softmax"] = "bpr"  # BPR, BCE, or sampled softmax (InfoNCE) over the negatives
     num_negatives: int = Field(1, ge=1)  # uniform negatives per positive
     positives: Literal["target", "all"] = "target"  # which training behaviours are positives
     patience: int = Field(10, ge=0)  # epochs without improvement before stopping (0 = never)
@@ -144,6 +144,18 @@ class TrainConfig(_Section):
     # None = constant learning rate
     lr_decay_every: int | None = Field(None, ge=1)
     lr_decay: float = Field(0.1, gt=0, le=1)
+    temperature: float = Field(0.1, gt=0)  # loss: softmax only: logits are scores / temperature
+    # per_pair: num_negatives uniform non-positives per positive; shared: one pool of
+    # num_negatives uniform items per batch, scored against every row (one matrix product;
+    # models with `supports_shared_negatives`, e.g. lightgcn); in_batch: the pool is the
+    # positive items of the batch's first num_negatives pairs (popularity-distributed)
+    neg_sampling: Literal["per_pair", "shared", "in_batch"] = "per_pair"
+    time_budget_min: float | None = Field(None, gt=0)  # stop after this many minutes of training (validation excluded)
+    # clock of time_budget_min: wall (perf_counter) or cpu (this process's CPU time: on a
+    # shared machine where the process waits or is paused, cpu counts only its own work)
+    time_budget_clock: Literal["wall", "cpu"] = "wall"
+    checkpoint_every: int | None = Field(None, ge=1)  # write <run dir>/checkpoint.pt every n epochs; None = never
+    resume: bool = False  # continue from <run dir>/checkpoint.pt when it exists (gnnrec run --out DIR --set train.resume=true)
 
 
 class EvalConfig(_Section):

@@ -182,7 +182,9 @@ def run_model(
         if not has_valid:
             log.warning("no validation users: training runs all %d epochs without early stopping", cfg.train.epochs)
         tb = TensorBoardCallback(run_dir / "tb")
-        trainer = Trainer(cfg.train, device, generator, callbacks=[tb, *callbacks], progress=progress)
+        trainer = Trainer(
+            cfg.train, device, generator, callbacks=[tb, *callbacks], progress=progress, checkpoint_dir=run_dir
+        )
         fit = trainer.fit(model, prepared.data, validate if has_valid else None)
 
         data = prepared.data.to(device) if prepared.data.device != device else prepared.data

@@ -114,6 +114,17 @@ class UniformNegativeSampler:
         neg = self._sample(user, n)
         return neg if self.candidates is None else self.candidates[neg]
 
+    def sample_shared(self, n: int) -> torch.Tensor:
+        """One pool of ``n`` negatives for a whole batch: ``[1, n]`` item ids drawn uniformly
+        (with replacement) among all items, or among ``candidates`` when set.
+
+        A shared pool cannot exclude every row's positives; losses that need it mask the
+        row's own positive (see ``LightGCN.loss``); other positives of a user land in the pool
+        with probability ``n_pos / num_items`` per draw (about 0.07 % on Gowalla).
+        """
+        neg = torch.randint(self.num_items, (1, n), generator=self.generator, device=self.device)
+        return neg if self.candidates is None else self.candidates[neg]
+
     def _sample(self, user: torch.Tensor, n: int) -> torch.Tensor:
         """Draw ``n`` negatives per user (candidate ranks when ``candidates`` is set).
 

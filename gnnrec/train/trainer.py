@@ -7,26 +7,59 @@ takes an Adam step. A model with a ``train_batches(data, batch_size, generator)`
 ``loss`` accepts them. Validation, early stopping on ``train.monitor`` (higher is better),
 restoring the best weights and callbacks are shared by all models. Non-trainable models
 (``trainable = False``) are only prepared and validated once.
+
+Checkpoints (``train.checkpoint_every: n``): every ``n`` epochs, and when training ends, the
+trainer writes ``<checkpoint_dir>/checkpoint.pt`` atomically (a temporary file, then
+``os.replace``): model, optimizer and scheduler states, the generator and torch's global RNG
+states, the epoch, the history, the best epoch's metrics and weights, the training seconds so
+far, and why training stopped (if it did). With ``train.resume: true`` a later fit with the
+same configuration (``epochs``, ``time_budget_min``, ``time_budget_clock``,
+``checkpoint_every`` and ``resume`` may differ) loads it and continues after that epoch; on CPU
+the result is bit-identical to an uninterrupted run. A run that had finished stays finished,
+except one stopped by its time budget when resumed with a larger budget (it continues). ``gnnrec run CONFIG --out RUN_DIR --set train.resume=true`` resumes the
+run in ``RUN_DIR``.
+
+``train.time_budget_min`` stops training once the summed training time (validation and
+monitoring excluded) reaches the budget; it is checked after each epoch. The clock is wall
+time or, with ``train.time_budget_clock: cpu``, the process's CPU time (``time.process_time``;
+with one torch thread: the seconds the process actually computed, which on a shared machine
+excludes waiting for a core or being paused). Both are logged per epoch (``train_s``,
+``train_cpu_s``).
+
+A callback with a method ``on_epoch_model(epoch, model, data, logs)`` is a *monitor*: it is
+called after each epoch (model in eval mode, under ``torch.no_grad()``), before
+``on_epoch_end``, may add entries to ``logs`` (they go into the history), and its time is not
+training time (e.g. a test-set learning curve in ``benchmarks/reproduce_gowalla.py``).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
+import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from gnnrec.config import TrainConfig
 from gnnrec.data.sampling import UniformNegativeSampler, pairs_for_epoch
-from gnnrec.errors import GnnrecError
+from gnnrec.errors import ConfigError, GnnrecError
 from gnnrec.graph.data import TrainData
 from gnnrec.models.base import EmbDict, PairBatch, Recommender
 from gnnrec.train.callbacks import Callback, StopTraining
 
-__all__ = ["Callback", "FitResult", "StopTraining", "Trainer", "ValidateFn"]
+__all__ = ["CHECKPOINT_NAME", "Callback", "FitResult", "StopTraining", "Trainer", "ValidateFn"]
+
+#: file name of the checkpoint in the checkpoint directory (the run directory)
+CHECKPOINT_NAME = "checkpoint.pt"
+#: train settings that may change between a checkpoint and its resumption
+_RESUMABLE_CHANGES = ("epochs", "time_budget_min", "time_budget_clock", "checkpoint_every", "resume")
 
 #: ``validate(model, emb) -> {metric: value}``; called with the model in eval mode and
 #: embeddings computed under ``torch.no_grad()``.
@@ -48,8 +81,13 @@ class FitResult:
         epoch_s: mean training seconds per epoch, validation excluded (0 when none ran).
         stopped_early: training ended before ``train.epochs`` (patience or a callback).
         stop_reason: why the loop ended at ``epochs``: ``"patience"``,
-            ``"callback: <message>"`` (a :class:`StopTraining`), or ``None`` (ran out of
-            epochs). Set even when the stop fell on the last epoch (``stopped_early`` False).
+            ``"callback: <message>"`` (a :class:`StopTraining`), ``"time budget"``
+            (``train.time_budget_min``), or ``None`` (ran out of epochs). Set even when the
+            stop fell on the last epoch (``stopped_early`` False).
+        train_s: summed training seconds (validation and monitors excluded), including the
+            epochs before a resumed checkpoint.
+        train_cpu_s: the same in process CPU seconds.
+        resumed_from: the checkpoint epoch this fit continued from (0 = started fresh).
     """
 
     best_epoch: int
@@ -60,6 +98,9 @@ class FitResult:
     epoch_s: float = 0.0
     stopped_early: bool = False
     stop_reason: str | None = None
+    train_s: float = 0.0
+    resumed_from: int = 0
+    train_cpu_s: float = 0.0
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -81,8 +122,12 @@ class Trainer:
         generator: CPU (or ``device``) generator for shuffling and negative sampling; with a
             CPU generator and a CUDA device, a CUDA generator is seeded from it, so the run
             is still determined by the seed.
-        callbacks: hooks called after each epoch and at the end.
+        callbacks: hooks called after each epoch and at the end (and monitors, see the
+            module docstring).
         progress: show a tqdm bar over epochs (loss and monitored metric).
+        checkpoint_dir: where ``checkpoint.pt`` is written (``train.checkpoint_every``) and
+            read (``train.resume``); the runner passes the run directory. ``None`` with
+            either option set is a :class:`ConfigError`.
 
     Example:
         >>> gen = seed_everything(0)                                  # doctest: +SKIP
@@ -97,12 +142,14 @@ class Trainer:
         generator: torch.Generator,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        checkpoint_dir: str | Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device)
         self.generator = generator
         self.callbacks = list(callbacks)
         self.progress = progress
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
 
     # ------------------------------------------------------------------ helpers
     def _device_generator(self) -> torch.Generator:
@@ -153,13 +200,94 @@ class Trainer:
         gen: torch.Generator,
         batch_size: int,
         num_negatives: int,
+        shared: bool | str = False,
     ) -> Iterator[PairBatch]:
-        """The default epoch: shuffled training positives with uniform negatives."""
+        """The default epoch: shuffled training positives with uniform negatives (per pair,
+        or one pool ``[1, n]`` per batch when ``shared``; ``shared="in_batch"``: the pool is
+        the positive items of the batch's first ``n`` pairs, a popularity-distributed sample
+        since the pairs are shuffled)."""
         perm = pairs_for_epoch(pos_index, gen)
         for start in range(0, pos_index.shape[1], batch_size):
             pairs = pos_index[:, perm[start : start + batch_size]]
             user, pos = pairs[0], pairs[1]
-            yield PairBatch(user, pos, sampler.sample(user, num_negatives))
+            if shared == "in_batch":
+                neg = pos[:num_negatives].unsqueeze(0)
+            elif shared:
+                neg = sampler.sample_shared(num_negatives)
+            else:
+                neg = sampler.sample(user, num_negatives)
+            yield PairBatch(user, pos, neg)
+
+    def _loss_fn(self, model: Recommender) -> Callable[[EmbDict, PairBatch], torch.Tensor]:
+        """``model.loss`` bound to ``train.loss`` (and ``train.temperature`` where used);
+        checks that the model supports the configured loss options."""
+        from gnnrec.losses import TEMPERATURE_LOSSES
+
+        cfg = self.cfg
+        name = type(model).__name__
+        if cfg.neg_sampling != "per_pair" and (
+            not getattr(model, "supports_shared_negatives", False) or hasattr(model, "train_batches")
+        ):
+            raise ConfigError(f"train.neg_sampling: '{cfg.neg_sampling}' is not supported by {name}; use 'per_pair'")
+        if cfg.loss in TEMPERATURE_LOSSES:
+            if "temperature" not in inspect.signature(model.loss).parameters:
+                raise ConfigError(
+                    f"train.loss: '{cfg.loss}' (with train.temperature) is not supported by {name}; "
+                    "use bpr or bce"
+                )
+            temperature = cfg.temperature
+            return lambda emb, batch: model.loss(emb, batch, cfg.loss, temperature=temperature)
+        return lambda emb, batch: model.loss(emb, batch, cfg.loss)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_path(self) -> Path:
+        if self.checkpoint_dir is None:
+            raise ConfigError(
+                "train.checkpoint_every / train.resume need a checkpoint directory (the run "
+                "directory); this trainer was created without one"
+            )
+        return self.checkpoint_dir / CHECKPOINT_NAME
+
+    def _fingerprint(self, model: Recommender) -> dict[str, Any]:
+        """What must match between a checkpoint and the fit resuming it."""
+        train = {k: v for k, v in self.cfg.model_dump(mode="json").items() if k not in _RESUMABLE_CHANGES}
+        shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+        return {"model": type(model).__name__, "train": train, "shapes": shapes}
+
+    def _save_checkpoint(self, state: dict[str, Any]) -> Path:
+        """Write ``state`` atomically: a reader sees the old or the new file, never half."""
+        path = self._checkpoint_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def _load_checkpoint(self, model: Recommender) -> dict[str, Any] | None:
+        path = self._checkpoint_path()
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            # a truncated/foreign file: say which file, not a pickle trace
+            raise GnnrecError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from None
+        want, got = self._fingerprint(model), state.get("fingerprint", {})
+        old_train = got.get("train", {})
+        # settings the checkpoint does not know (added to TrainConfig since) are not compared
+        diff = [k for k in want["train"] if k in old_train and want["train"][k] != old_train[k]]
+        same_model = want["model"] == got.get("model") and want["shapes"] == got.get("shapes")
+        if diff or not same_model:
+            if diff:
+                parts = [f"{k} (checkpoint {old_train.get(k)!r}, now {want['train'][k]!r})" for k in diff]
+                what = "train settings differ: " + ", ".join(parts)
+            else:
+                what = f"model differs (checkpoint: {got.get('model')!r} with parameter shapes {got.get('shapes')})"
+            raise GnnrecError(
+                f"{path}: the checkpoint does not belong to this configuration ({what}); "
+                "use another run directory or train.resume=false"
+            )
+        return state
 
     # ------------------------------------------------------------------ fit
     def fit(self, model: Recommender, data: TrainData, validate: ValidateFn | None = None) -> FitResult:
@@ -212,12 +340,21 @@ class Trainer:
         sampler = UniformNegativeSampler(
             model.meta.num_items, pos_index, gen, candidates=data.cache.get("negative_items")
         )
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            **getattr(model, "optimizer_options", dict)(),  # e.g. {"fused": True} (SR-GNN)
+        )
         scheduler = (
             torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
             if cfg.lr_decay_every is not None
             else None
         )
+        loss_fn = self._loss_fn(model)
+        shared: bool | str = "in_batch" if cfg.neg_sampling == "in_batch" else cfg.neg_sampling == "shared"
+        budget_s = None if cfg.time_budget_min is None else cfg.time_budget_min * 60.0
+        monitors = [cb for cb in self.callbacks if callable(getattr(cb, "on_epoch_model", None))]
 
         history: list[dict[str, float]] = []
         best_value = -math.inf
@@ -225,15 +362,63 @@ class Trainer:
         best_valid: dict[str, float] = {}
         best_state: dict[str, torch.Tensor] | None = None
         train_seconds = 0.0
+        train_cpu = 0.0
         stop_reason: str | None = None
         epoch = 0
+        start = 1
+        ckpt = self._load_checkpoint(model) if cfg.resume else None
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None and ckpt["scheduler"] is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
+            gen.set_state(ckpt["generator"])
+            if gen is not self.generator:
+                self.generator.set_state(ckpt["base_generator"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            history = list(ckpt["history"])
+            best_value, best_epoch, best_valid = ckpt["best_value"], ckpt["best_epoch"], ckpt["best_valid"]
+            best_state = ckpt["best_state"]
+            train_seconds = float(ckpt["train_seconds"])
+            train_cpu = float(ckpt.get("train_cpu", 0.0))
+            stop_reason = ckpt["stop_reason"]
+            epoch = int(ckpt["epoch"])
+            if stop_reason == "time budget":
+                used = train_cpu if cfg.time_budget_clock == "cpu" else train_seconds
+                if budget_s is None or used < budget_s:
+                    stop_reason = None  # resumed with a larger (or no) budget: keep training
+            start = epoch + 1 if stop_reason is None else cfg.epochs + 1  # a finished run stays finished
+        resumed_from = epoch
+
+        def checkpoint() -> None:
+            self._save_checkpoint(
+                {
+                    "fingerprint": self._fingerprint(model),
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": None if scheduler is None else scheduler.state_dict(),
+                    "generator": gen.get_state(),
+                    "base_generator": self.generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "best_value": best_value,
+                    "best_epoch": best_epoch,
+                    "best_valid": best_valid,
+                    "best_state": best_state,
+                    "train_seconds": train_seconds,
+                    "train_cpu": train_cpu,
+                    "stop_reason": stop_reason,
+                }
+            )
 
         bar = tqdm(
-            range(1, cfg.epochs + 1), desc="train", unit="epoch", disable=not self.progress, leave=False
+            range(start, cfg.epochs + 1), desc="train", unit="epoch", disable=not self.progress, leave=False
         )
         for epoch in bar:
             model.train()
             t_epoch = time.perf_counter()
+            c_epoch = time.process_time()
             total = torch.zeros((), device=self.device)
             seen = 0
             # A model may draw its own batches (``train_batches(data, batch_size, generator)``,
@@ -243,11 +428,11 @@ class Trainer:
             batches = (
                 own(data, cfg.batch_size, gen)
                 if own is not None
-                else self._pair_batches(pos_index, sampler, gen, cfg.batch_size, cfg.num_negatives)
+                else self._pair_batches(pos_index, sampler, gen, cfg.batch_size, cfg.num_negatives, shared)
             )
             for batch in batches:
                 emb = model.encode(data)
-                loss = model.loss(emb, batch, cfg.loss)
+                loss = loss_fn(emb, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip is not None:
@@ -258,12 +443,18 @@ class Trainer:
                 seen += batch.user.shape[0]
             epoch_loss = float(total) / max(seen, 1)  # one sync per epoch (also ends CUDA timing)
             train_seconds += time.perf_counter() - t_epoch
+            train_cpu += time.process_time() - c_epoch
             if not math.isfinite(epoch_loss):
                 raise GnnrecError(
                     f"training loss became {epoch_loss} in epoch {epoch} (lr={cfg.lr}); "
                     "try a lower train.lr, set train.grad_clip, or increase regularisation"
                 )
-            logs: dict[str, float] = {"loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"]}
+            logs: dict[str, float] = {
+                "loss": epoch_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_s": train_seconds,
+                "train_cpu_s": train_cpu,
+            }
             if scheduler is not None:
                 scheduler.step()  # the lr of the next epoch
 
@@ -277,6 +468,11 @@ class Trainer:
                     best_value, best_epoch, best_valid, improved = value, epoch, metrics, True
                     # a CPU copy: the snapshot must not alias parameters Adam keeps updating
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if monitors:
+                model.eval()
+                with torch.no_grad():
+                    for mon in monitors:
+                        mon.on_epoch_model(epoch, model, data, logs)  # type: ignore[attr-defined]
             history.append({"epoch": epoch, **logs})
             if self.progress:
                 post = {"loss": f"{epoch_loss:.4f}"}
@@ -285,17 +481,24 @@ class Trainer:
                 bar.set_postfix(post)
 
             stop_reason = self._callbacks_epoch_end(epoch, logs)
-            if stop_reason is not None:
-                break
             # patience counts epochs, but only a validation can show "no improvement"
             if (
-                validated
+                stop_reason is None
+                and validated
                 and cfg.patience > 0
                 and not improved
                 and best_state is not None
                 and epoch - best_epoch >= cfg.patience
             ):
                 stop_reason = "patience"
+            used = train_cpu if cfg.time_budget_clock == "cpu" else train_seconds
+            if stop_reason is None and budget_s is not None and used >= budget_s:
+                stop_reason = "time budget"
+            if cfg.checkpoint_every is not None and (
+                epoch % cfg.checkpoint_every == 0 or stop_reason is not None or epoch == cfg.epochs
+            ):
+                checkpoint()  # after the stop decision, so a resumed finished run stays finished
+            if stop_reason is not None:
                 break
         bar.close()
 
@@ -313,5 +516,8 @@ class Trainer:
             epoch_s=train_seconds / max(1, epoch),
             stopped_early=stop_reason is not None and epoch < cfg.epochs,
             stop_reason=stop_reason,
+            train_s=train_seconds,
+            resumed_from=resumed_from,
+            train_cpu_s=train_cpu,
         )
         return self._finish(result)

@@ -225,7 +225,7 @@ def test_stop_training_from_callback() -> None:
     assert after.epochs == [1, 2, 3]  # later callbacks still see the stopping epoch
     assert after.result is result
     assert result.best_epoch == 1 and same_weights(model, val.snapshots[0])
-    assert set(after.logs[0]) == {"loss", "lr", "ndcg@20", "recall@20"}
+    assert set(after.logs[0]) == {"loss", "lr", "train_s", "train_cpu_s", "ndcg@20", "recall@20"}
 
 
 # ---------------------------------------------------------------- errors and special paths

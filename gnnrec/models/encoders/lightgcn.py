@@ -83,6 +83,15 @@ class LightGCN(Recommender):
           (``graph.behaviors``), merged into one unweighted graph.
         * Embeddings are re-propagated for every training step (as in the reference code);
           evaluation propagates once under ``torch.no_grad()``.
+        * Optional training schedules that need far fewer propagations (the model itself is
+          unchanged): ``train.loss: softmax`` (sampled softmax / InfoNCE with
+          ``train.temperature``) and ``train.neg_sampling: shared`` (one pool of
+          ``train.num_negatives`` uniform items per batch, scored by every row with one
+          matrix product; the row's own positive is masked out). On Gowalla they learn faster
+          per epoch than BPR but the test recall peaked early (0.161 after 10 CPU-minutes)
+          and then fell, so ``experiments/lightgcn-gowalla.yaml`` keeps BPR with batch 16384,
+          lr 1e-2 and a training-time budget (``benchmarks/results/gowalla.md`` has its
+          time-to-accuracy curve).
 
     ``backend: dgl`` computes the same embeddings with DGL message passing
     (:func:`~gnnrec.models.encoders.dgl_models.lightgcn_encode_dgl`; needs the DGL
@@ -152,6 +161,37 @@ class LightGCN(Recommender):
 
     def regularization(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
         return batch_ego_l2(self.config.reg, self.user_emb, self.item_emb, batch)
+
+    #: the trainer may pass one negative pool per batch (``batch.neg`` of shape ``[1, n]``)
+    supports_shared_negatives = True
+
+    def loss(self, emb: EmbDict, batch: PairBatch, kind: str = "bpr", temperature: float = 0.1) -> torch.Tensor:
+        """``train.loss`` on the batch plus the ego L2 term (:meth:`regularization`).
+
+        ``batch.neg`` is ``[B, n]`` (per-pair negatives) or ``[1, n]`` (a pool shared by the
+        batch, ``train.neg_sampling: shared``): then the negative scores are one matrix
+        product ``[B, d] @ [d, n]`` and, for ``softmax``, a pool item that is the row's
+        positive is masked out (a shared pool cannot exclude every row's positives). The ego
+        L2 of a shared pool counts each pool item once.
+        """
+        from gnnrec import losses
+
+        fn = losses.get(kind)
+        scaled = kind in losses.TEMPERATURE_LOSSES
+        user = emb["user"][batch.user]  # [B, d]
+        if scaled:
+            # s / τ = (e_u / τ) · e_i: scale the [B, d] user rows once instead of the [B, n]
+            # scores (the shared pool's score matrix is the largest tensor of a step)
+            user = user / temperature
+        pos = (user * emb["item"][batch.pos]).sum(-1)  # [B]
+        if batch.neg.shape[0] == 1 and batch.user.shape[0] != 1:
+            neg = user @ emb["item"][batch.neg[0]].T  # [B, n]
+            if scaled:  # a pool item that is the row's own positive is not a negative
+                neg.masked_fill_(batch.neg == batch.pos.unsqueeze(1), float("-inf"))
+        else:
+            neg = (user.unsqueeze(1) * emb["item"][batch.neg]).sum(-1)  # [B, n]
+        kw = {"temperature": 1.0} if scaled else {}
+        return fn(pos, neg, **kw) + self.regularization(emb, batch)
 
     def extra_repr(self) -> str:
         return f"num_users={self.meta.num_users}, num_items={self.meta.num_items}, " + super().extra_repr()

@@ -28,6 +28,14 @@ A single CSR product is 2-4 ms (scipy's CSR product 2-7 ms; a dense ``[N, N]`` p
 are busy with other processes, the same CSR product took 15-64 ms (threads waiting for
 each other), so on a shared machine ``OMP_NUM_THREADS=1`` can be much faster.
 
+On Gowalla's training graph (70,839 nodes, 1.62 M stored entries, d = 64, one thread, shared
+machine): one CSR product 17-19 ms with ``torch.sparse.mm`` (scipy's CSR product 31-50 ms;
+splitting the bipartite matrix into its user-item block ``R`` and ``Rᵀ`` 15-17 ms, no real
+gain, so the single symmetric CSR stays); a training step's 3-layer forward + backward
+(6 products plus the layer sum) 150-210 ms. At batch 2048 the paper's schedule is 396 such
+steps per epoch, which is why ``experiments/lightgcn-gowalla.yaml`` trains with large batches
+and a sampled-softmax loss instead.
+
 Functions here take the adjacency as given: the caller guarantees symmetry (it is checked
 only by :func:`is_symmetric`, used in tests).
 """
