@@ -3,9 +3,18 @@
 Runs an experiment config (default ``experiments/srgnn-diginetica.yaml``) through
 :func:`gnnrec.runner.run` — loading, validation, split, training and the full-ranking test
 evaluation inside the timed region — optionally under a wall-clock training budget: a
-callback stops training after the epoch at which ``elapsed + last epoch > budget`` (with
-``model.params.epoch_fraction < 1`` an epoch is a random share of the examples, so the budget
-is met at a finer grain). The test evaluation always runs on the weights reached.
+callback stops training after the epoch at which ``elapsed + last epoch > budget``, elapsed
+counted from the start of training (data preparation excluded); with
+``model.params.epoch_fraction: 1/k`` an epoch is the next 1/k of a shuffled pass over the
+examples, so the budget is met at a finer grain. The test evaluation always runs on the
+weights reached.
+
+``--curve-every N`` logs a learning curve: every ``N`` trainer epochs, P@20 / MRR@20 on a
+fixed random subsample of the test prefixes (``--curve-users``, seed 0), computed by a
+trainer monitor (``on_epoch_model``) from the scores alone (rank = 1 + number of items
+scored strictly higher than the target, no masking). It is only a trajectory: it never
+selects weights or stops training, and the reported numbers are the full test evaluation
+of the final weights.
 
 Records accumulate in ``benchmarks/results/sessions.json`` (a rerun of one label replaces
 its record); ``benchmarks/results/sessions.md`` is rendered from them with the published
@@ -73,16 +82,22 @@ class TimeBudget:
 
         now = time.perf_counter()
         took, self.last = now - self.last, now
-        self.epochs.append(
-            {
-                "epoch": epoch,
-                "seconds": round(took, 1),
-                "loss": round(logs.get("loss", float("nan")), 4),
-                "load_avg": _loadavg(),
-            }
+        rec: dict[str, Any] = {
+            "epoch": epoch,
+            "seconds": round(took, 1),
+            "loss": round(logs.get("loss", float("nan")), 4),
+            "load_avg": _loadavg(),
+        }
+        if "lr" in logs:
+            rec["lr"] = logs["lr"]
+        rec.update({k: round(v, 2) for k, v in logs.items() if k.startswith(TestCurve.PREFIX)})
+        self.epochs.append(rec)
+        curve = "".join(
+            f", {k[len(TestCurve.PREFIX) :]} {v:.2f}" for k, v in rec.items() if k.startswith(TestCurve.PREFIX)
         )
         print(
-            f"epoch {epoch}: {took:.0f} s, loss {logs.get('loss', float('nan')):.4f}, load {_loadavg()}",
+            f"epoch {epoch}: {took:.0f} s, loss {logs.get('loss', float('nan')):.4f}, "
+            f"lr {logs.get('lr', float('nan')):.0e}{curve}, load {_loadavg()}",
             flush=True,
         )
         if self.budget_s is not None and (now - self.t0) + took > self.budget_s:
@@ -92,13 +107,68 @@ class TimeBudget:
         pass
 
 
+class TestCurve:
+    """Trainer monitor: P@20 / MRR@20 (percent) on a fixed subsample of the test prefixes
+    every ``every`` epochs, added to the epoch's logs as ``curve_hit@20`` / ``curve_mrr@20``.
+
+    Rank of the target = 1 + the number of items scored strictly higher (no masking, as
+    the session protocol); users with more than one held-out item are not supported.
+    """
+
+    PREFIX = "curve_"
+
+    def __init__(self, targets: Any, every: int, num_users: int, k: int = 20, seed: int = 0) -> None:
+        import numpy as np
+        import torch
+
+        users = np.asarray(targets.users)
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(users.shape[0], size=min(num_users, users.shape[0]), replace=False))
+        rows = targets.truth[users[pick]]
+        counts = np.diff(rows.indptr)
+        if (counts != 1).any():
+            raise SystemExit("--curve-every needs exactly one held-out item per test user")
+        self.users = torch.as_tensor(users[pick], dtype=torch.long)
+        self.items = torch.as_tensor(rows.indices, dtype=torch.long)
+        self.every, self.k = every, k
+
+    def on_epoch_model(self, epoch: int, model: Any, data: Any, logs: dict[str, float]) -> None:
+        import torch
+
+        if epoch % self.every:
+            return
+        emb = model.encode(data)
+        hits = rr = 0.0
+        for s in range(0, self.users.numel(), 1000):
+            u, it = self.users[s : s + 1000], self.items[s : s + 1000]
+            scores = model.score_all(emb, u.to(emb["item"].device)).cpu()
+            rank = (scores > scores.gather(1, it.unsqueeze(1))).sum(1) + 1
+            ok = rank <= self.k
+            hits += float(ok.sum())
+            rr += float(torch.where(ok, 1.0 / rank.double(), torch.zeros_like(rank, dtype=torch.float64)).sum())
+        n = self.users.numel()
+        logs[f"{self.PREFIX}hit@{self.k}"] = 100.0 * hits / n
+        logs[f"{self.PREFIX}mrr@{self.k}"] = 100.0 * rr / n
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        pass
+
+    def on_fit_end(self, result: Any) -> None:
+        pass
+
+
 def run_one(
-    label: str, ref: dict[str, Any], overrides: list[str], budget_min: float | None
+    label: str,
+    ref: dict[str, Any],
+    overrides: list[str],
+    budget_min: float | None,
+    curve_every: int = 0,
+    curve_users: int = 10000,
 ) -> dict[str, Any]:
     import torch
 
     from gnnrec.config import dump_config, load_config
-    from gnnrec.runner import run
+    from gnnrec.runner import prepare_data, run
     from gnnrec.utils.runinfo import environment_info
 
     path = ROOT / ref["config"]
@@ -109,7 +179,12 @@ def run_one(
     budget = TimeBudget(None if budget_min is None else budget_min * 60)
     t0 = time.perf_counter()
     out = ROOT / "benchmarks" / "out" / "sessions" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run(cfg, out, progress=False, callbacks=[budget])
+    prepared = prepare_data(cfg)  # inside the timed region, as run() would do it
+    callbacks: list[Any] = [budget]
+    if curve_every > 0:
+        callbacks.insert(0, TestCurve(prepared.test, curve_every, curve_users))
+    budget.t0 = budget.last = time.perf_counter()  # the budget is for training
+    result = run(cfg, out, progress=False, callbacks=callbacks, prepared=prepared)
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     m = result.metrics
@@ -118,6 +193,7 @@ def run_one(
     cmd = f"python benchmarks/reproduce_sessions.py --run {label}"
     cmd += "".join(f" --set {o}" for o in overrides)
     cmd += "" if budget_min is None else f" --budget-min {budget_min:g}"
+    cmd += "" if curve_every <= 0 else f" --curve-every {curve_every} --curve-users {curve_users}"
     return {
         "label": label,
         "config": ref["config"],
@@ -142,6 +218,7 @@ def run_one(
         "epoch_fraction": frac,
         "full_epochs_equivalent": round(m["epochs"] * frac, 3),
         "epoch_log": budget.epochs,
+        "curve_users": curve_users if curve_every > 0 else 0,
         "test": {k: 100.0 * m["test"][k] for k in METRICS if k in m["test"]},
         "eval_users": m["eval_users"],
         "data": m["data"],
@@ -161,6 +238,27 @@ def _epoch_summary(rec: dict[str, Any]) -> str:
         f"- {len(log)} epochs of {rec['epoch_fraction']} of the examples, median {med:.0f} s each "
         f"(≈ {med / rec['epoch_fraction'] / 60:.0f} min per full pass at that load); training loss "
         f"{log[0]['loss']} → {log[-1]['loss']} (per-epoch log in sessions.json)"
+    ) + _curve_summary(rec)
+
+
+def _curve_summary(rec: dict[str, Any]) -> str:
+    """The test-subsample learning curve (if logged), about ten points, as one line."""
+    pts = [e for e in rec["epoch_log"] if f"{TestCurve.PREFIX}hit@20" in e]
+    if not pts:
+        return ""
+    step = max(1, len(pts) // 10)
+    shown = pts[step - 1 :: step]
+    if shown[-1] is not pts[-1]:
+        shown.append(pts[-1])
+    frac = rec["epoch_fraction"]
+    body = "; ".join(
+        f"{e['epoch'] * frac:g}: {e[TestCurve.PREFIX + 'hit@20']:.2f} / {e[TestCurve.PREFIX + 'mrr@20']:.2f}"
+        + (f" (lr {e['lr']:.0e})" if "lr" in e else "")
+        for e in shown
+    )
+    return (
+        f"\n- learning curve on {rec.get('curve_users', '?')} fixed random test prefixes "
+        f"(passes: P@20 / MRR@20; trajectory only, never used to select weights): {body}"
     )
 
 
@@ -251,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="training wall-clock budget in minutes",
     )
+    ap.add_argument(
+        "--curve-every",
+        type=int,
+        default=0,
+        help="log P@20/MRR@20 on a fixed test subsample every N trainer epochs (0: off)",
+    )
+    ap.add_argument("--curve-users", type=int, default=10000, help="test prefixes in that subsample")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument(
         "--note", default=None, help="a remark stored with the run's record (e.g. why a target was missed)"
@@ -265,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         if ref.get("config") is None:
             print(f"{args.run}: no config (reference row only)", file=sys.stderr)
             return 2
-        rec = run_one(args.run, ref, args.overrides, args.budget_min)
+        rec = run_one(args.run, ref, args.overrides, args.budget_min, args.curve_every, args.curve_users)
         if args.run in records:  # earlier runs of the label stay in the record's history
             old = records[args.run]
             rec["history"] = [*old.pop("history", []), old]

@@ -71,10 +71,12 @@ def session_data(n_repeat: int = 30):
 
 
 def test_session_graph_exact() -> None:
-    # session 5 3 5 7 (right-aligned in width 5, pad 9): nodes 3 5 7, edges 5→3, 3→5, 5→7
+    # session 5 3 5 7 (right-aligned in width 5, pad 9): nodes 3 5 7, edges 5→3, 3→5, 5→7;
+    # the graph is as wide as the row with the most distinct items (3), not the window (5)
     window = torch.tensor([[9, 5, 3, 5, 7], [9, 9, 9, 9, 2]])
     nodes, alias, a_in, a_out, real = session_graph(window, torch.tensor([4, 1]), pad=9)
-    assert nodes[0].tolist() == [3, 5, 7, 9, 9]
+    assert nodes.shape == (2, 3) and a_in.shape == a_out.shape == (2, 3, 3)
+    assert nodes[0].tolist() == [3, 5, 7]
     assert alias[0].tolist() == [0, 1, 0, 1, 2]
     assert real[0].tolist() == [False, True, True, True, True]
     # out-degree of node 5 (index 1) is 2: to 3 and to 7
@@ -86,7 +88,7 @@ def test_session_graph_exact() -> None:
         [1.0, 0.0, 0.0],
         [0.0, 1.0, 0.0],
     ]
-    assert nodes[1].tolist() == [2, 9, 9, 9, 9] and a_out[1].abs().sum() == 0
+    assert nodes[1].tolist() == [2, 9, 9] and a_out[1].abs().sum() == 0
 
 
 def test_examples_are_prefixes_of_target_events() -> None:

@@ -16,7 +16,6 @@ training history against the sampled items.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -42,7 +41,9 @@ class SequentialConfig(ModelConfig):
     max_len: int = Field(50, ge=1)  # history window L (last L training events)
     train_targets: Literal["target", "all"] = "target"  # events used as next-item labels
     reg: float = Field(0.0, ge=0)  # extra L2 on the batch's embeddings (Adam weight_decay is separate)
-    epoch_fraction: float = Field(1.0, gt=0, le=1)  # share of the (reshuffled) examples per epoch
+    # < 1: a trainer epoch is the next 1/k part (k = round(1 / epoch_fraction)) of a shuffled
+    # pass over the examples; k epochs cover every example once, then the pass is reshuffled
+    epoch_fraction: float = Field(1.0, gt=0, le=1)
 
 
 @dataclass
@@ -71,6 +72,9 @@ class SequentialRecommender(Recommender):
         self.item_emb = nn.Embedding(meta.num_items + 1, config.dim, padding_idx=self.pad)
         for name in ("_offsets", "_items", "_ex_pos", "_ex_start"):
             self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
+        # epoch_fraction < 1: the current pass's permutation and the next part to serve
+        self._walk_perm: torch.Tensor | None = None
+        self._walk_part = 0
 
     # ------------------------------------------------------------------ data
     def prepare(self, data: TrainData) -> None:
@@ -98,6 +102,7 @@ class SequentialRecommender(Recommender):
         ex = label & (pos > start)  # a label needs at least one earlier event
         self._offsets, self._items = offsets, item.clone()
         self._ex_pos, self._ex_start = pos[ex], start[ex]
+        self._walk_perm, self._walk_part = None, 0  # new examples: start a fresh pass
 
     @property
     def num_examples(self) -> int:
@@ -127,22 +132,50 @@ class SequentialRecommender(Recommender):
             )
         )
 
+    def parts_per_pass(self, n: int | None = None) -> int:
+        """Trainer epochs per pass over the ``n`` (default: all) training examples:
+        ``round(1 / epoch_fraction)``, at most ``n``."""
+        n = self.num_examples if n is None else n
+        return max(1, min(n, round(1.0 / self.config.epoch_fraction)))
+
+    def _epoch_order(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Example indices of one trainer epoch.
+
+        ``epoch_fraction == 1``: a fresh permutation of all ``n`` examples. ``< 1``: the next
+        of ``k`` near-equal consecutive parts of one permutation, so that ``k`` epochs see
+        every example exactly once (as one epoch of the reference code does) and the
+        permutation is redrawn only at the start of a pass. (Drawing a fresh random share
+        every epoch instead would repeat some examples and skip others within a pass.) The
+        walk's position is held by the model, not in its state dict: a run resumed from a
+        checkpoint mid-pass starts a new pass.
+        """
+
+        def draw() -> torch.Tensor:
+            perm = torch.randperm(n, generator=generator, device=generator.device)
+            return perm.to(self._ex_pos.device)
+
+        if self.config.epoch_fraction >= 1:
+            return draw()
+        k = self.parts_per_pass(n)
+        if self._walk_perm is None or self._walk_perm.numel() != n or self._walk_part >= k:
+            self._walk_perm, self._walk_part = draw(), 0
+        i = self._walk_part
+        self._walk_part += 1
+        return self._walk_perm[i * n // k : (i + 1) * n // k]
+
     def train_batches(
         self, data: TrainData, batch_size: int, generator: torch.Generator
     ) -> Iterator[SeqBatch]:
-        """Trainer hook: one epoch of shuffled next-item examples."""
+        """Trainer hook: one epoch of shuffled next-item examples (see :meth:`_epoch_order`)."""
         n = self.num_examples
         if n == 0:
             raise GnnrecError(
                 "no next-item training examples: no training event of the target behaviour has an "
                 "earlier event (set model.params.train_targets: all, or check the split)"
             )
-        perm = torch.randperm(n, generator=generator, device=generator.device).to(self._ex_pos.device)
-        # epoch_fraction < 1: an "epoch" is a fresh random share of the examples (finer
-        # checkpoints for time-budgeted runs on large session sets)
-        n = max(1, math.ceil(n * self.config.epoch_fraction))
-        for s in range(0, n, batch_size):
-            idx = perm[s : s + batch_size]
+        order = self._epoch_order(n, generator)
+        for s in range(0, order.numel(), batch_size):
+            idx = order[s : s + batch_size]
             p, st = self._ex_pos[idx], self._ex_start[idx]
             window, length = self._trim(*last_items(self._items, st, p, self.config.max_len, self.pad))
             yield SeqBatch(user=idx, window=window, length=length, pos=self._items[p])
