@@ -184,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run CONFIG.yaml: load and validate data, split, build the training graph, "
         "train with early stopping, evaluate with full ranking and write a run directory "
         "(config.yaml, metrics.json, per-user metrics, TensorBoard events, log). A config with a "
-        "`compare:` list runs every listed model on the same split and prints a comparison table.",
+        "`compare:` list runs every listed model on the same split and prints a comparison table. "
+        "Checkpoints: `--set train.checkpoint_every=N` writes RUN_DIR/checkpoint.pt every N epochs; "
+        "`--out RUN_DIR --set train.resume=true` continues an interrupted run from it "
+        "(`train.time_budget_min` stops training after that many minutes).",
     )
     r.add_argument("config", help="experiment YAML (see experiments/)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.lr=1e-3")
