@@ -215,3 +215,22 @@ def one_error_line(err: str) -> str:
     assert lines[0].startswith("error: ")
     assert "Traceback" not in err
     return lines[0]
+
+
+def buy_data(pairs: Sequence[tuple[int, int]], num_users: int, num_items: int) -> Any:
+    """A one-behaviour (``buy``) :class:`~gnnrec.graph.data.TrainData` whose edges and positives
+    are ``pairs`` (zero timestamps, count 1, every item in category 0)."""
+    import torch
+
+    from gnnrec.graph.data import GraphMeta, TrainData
+
+    pos = torch.tensor(list(pairs), dtype=torch.long).T.contiguous()
+    meta = GraphMeta(num_users, num_items, 1, ("buy",), "buy")
+    return TrainData(
+        meta=meta,
+        edge_index={"buy": pos},
+        edge_ts={"buy": torch.zeros(pos.shape[1], dtype=torch.long)},
+        edge_count={"buy": torch.ones(pos.shape[1], dtype=torch.long)},
+        pos_index=pos,
+        item_category=torch.zeros(num_items, dtype=torch.long),
+    )

@@ -14,19 +14,11 @@ from gnnrec.graph.data import GraphMeta, TrainData
 from gnnrec.models import MODELS, PairBatch, build_model
 from gnnrec.models.baselines.itemknn import item_similarity
 from gnnrec.models.baselines.neumf import MLP, NeuMF, NeuMFConfig
+from tests.helpers import buy_data
 
 
 def make_data(pairs: list[tuple[int, int]], num_users: int, num_items: int) -> TrainData:
-    pos = torch.tensor(pairs, dtype=torch.long).T.contiguous()
-    meta = GraphMeta(num_users, num_items, 1, ("buy",), "buy")
-    return TrainData(
-        meta=meta,
-        edge_index={"buy": pos},
-        edge_ts={"buy": torch.zeros(pos.shape[1], dtype=torch.long)},
-        edge_count={"buy": torch.ones(pos.shape[1], dtype=torch.long)},
-        pos_index=pos,
-        item_category=torch.zeros(num_items, dtype=torch.long),
-    )
+    return buy_data(pairs, num_users, num_items)
 
 
 # 4 users x 6 items; item 5 has no positive, user 3 a single one

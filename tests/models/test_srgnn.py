@@ -9,8 +9,14 @@ import numpy as np
 import torch
 
 from gnnrec.graph.data import GraphMeta
+from gnnrec.models.sequential import SeqBatch
 from gnnrec.models.sequential.srgnn import SRGNN, SRGNNConfig, session_graph
 from gnnrec.temporal.sequences import last_items
+
+
+def five_targets(window: torch.Tensor, length: torch.Tensor) -> SeqBatch:
+    """A batch of the five test sessions with next items 1..5."""
+    return SeqBatch(user=torch.arange(5), window=window, length=length, pos=torch.tensor([1, 2, 3, 4, 5]))
 
 NUM_ITEMS = 11
 # repeats (5 3 5), a self loop (2 2), a length-1 session, one as long as max_len
@@ -126,18 +132,10 @@ def test_narrow_graph_gives_the_same_scores_as_a_wide_one() -> None:
         narrow = model.readout(narrow_window, length) @ model.output_items().T
     torch.testing.assert_close(narrow, wide, rtol=1e-6, atol=1e-6)
     # gradients too: one training loss on either width
-    from gnnrec.models.sequential import SeqBatch
-
     grads = []
     for win in (wide_window, narrow_window):
         model.zero_grad()
-        batch = SeqBatch(
-            user=torch.arange(5),
-            window=win,
-            length=length,
-            pos=torch.tensor([1, 2, 3, 4, 5]),
-        )
-        model.loss(model.encode(None), batch).backward()  # type: ignore[arg-type]
+        model.loss(model.encode(None), five_targets(win, length)).backward()  # type: ignore[arg-type]
         grads.append(model.item_emb.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
 
@@ -169,14 +167,6 @@ def test_optimizer_options_are_accepted_by_adam() -> None:
     # one step moves the weights
     before = model.linear_one.weight.detach().clone()
     window, length = windows(SESSIONS, 8, model.pad)
-    from gnnrec.models.sequential import SeqBatch
-
-    batch = SeqBatch(
-        user=torch.arange(5),
-        window=window,
-        length=length,
-        pos=torch.tensor([1, 2, 3, 4, 5]),
-    )
-    model.loss(model.encode(None), batch).backward()  # type: ignore[arg-type]
+    model.loss(model.encode(None), five_targets(window, length)).backward()  # type: ignore[arg-type]
     opt.step()
     assert not torch.equal(before, model.linear_one.weight)

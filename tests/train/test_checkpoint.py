@@ -12,11 +12,12 @@ from gnnrec import losses
 from gnnrec.config import ModelSpec, TrainConfig
 from gnnrec.data.sampling import UniformNegativeSampler
 from gnnrec.errors import ConfigError, GnnrecError
-from gnnrec.graph.data import GraphMeta, TrainData
+from gnnrec.graph.data import TrainData
 from gnnrec.models import PairBatch, build_model
 from gnnrec.models.base import EmbDict, Recommender
 from gnnrec.train.callbacks import Callback
 from gnnrec.train.trainer import CHECKPOINT_NAME, Trainer
+from tests.helpers import buy_data
 
 CPU = torch.device("cpu")
 
@@ -25,16 +26,7 @@ def block_data() -> TrainData:
     """12 users x 12 items in 3 blocks (users 4b..4b+3 like items 4b..4b+3, minus one pair
     per user)."""
     pairs = [(u, i) for u in range(12) for i in range(12) if u // 4 == i // 4 and (u + i) % 4 != 0]
-    pos = torch.tensor(pairs, dtype=torch.long).T.contiguous()
-    meta = GraphMeta(12, 12, 1, ("buy",), "buy")
-    return TrainData(
-        meta=meta,
-        edge_index={"buy": pos},
-        edge_ts={"buy": torch.zeros(pos.shape[1], dtype=torch.long)},
-        edge_count={"buy": torch.ones(pos.shape[1], dtype=torch.long)},
-        pos_index=pos,
-        item_category=torch.zeros(12, dtype=torch.long),
-    )
+    return buy_data(pairs, 12, 12)
 
 
 def lightgcn(data: TrainData, seed: int = 0) -> Recommender:

@@ -10,7 +10,7 @@ import torch
 
 from gnnrec.config import ModelSpec, TrainConfig
 from gnnrec.errors import ConfigError, GnnrecError
-from gnnrec.graph.data import GraphMeta, TrainData
+from gnnrec.graph.data import TrainData
 from gnnrec.models import MODELS, build_model
 from gnnrec.models.base import EmbDict, PairBatch, Recommender
 from gnnrec.models.baselines.mf_bpr import MFBPR, MFBPRConfig
@@ -18,21 +18,13 @@ from gnnrec.train.callbacks import Callback, StopTraining, TensorBoardCallback
 from gnnrec.train.trainer import FitResult, Trainer
 from gnnrec.utils.device import resolve_device
 from gnnrec.utils.seed import seed_everything
+from tests.helpers import buy_data
 
 CPU = torch.device("cpu")
 
 
 def make_data(pairs: list[tuple[int, int]], num_users: int, num_items: int) -> TrainData:
-    pos = torch.tensor(pairs, dtype=torch.long).T.contiguous()
-    meta = GraphMeta(num_users, num_items, 1, ("buy",), "buy")
-    return TrainData(
-        meta=meta,
-        edge_index={"buy": pos},
-        edge_ts={"buy": torch.zeros(pos.shape[1], dtype=torch.long)},
-        edge_count={"buy": torch.ones(pos.shape[1], dtype=torch.long)},
-        pos_index=pos,
-        item_category=torch.zeros(num_items, dtype=torch.long),
-    )
+    return buy_data(pairs, num_users, num_items)
 
 
 def block_data() -> TrainData:
