@@ -178,15 +178,6 @@ def _pair_keys(table: InteractionTable, rows: np.ndarray | None = None) -> np.nd
     return user * max(table.num_items, 1) + item
 
 
-def _in_sorted(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Membership of ``query`` in the sorted array ``sorted_keys`` (vectorised)."""
-    if sorted_keys.size == 0:
-        return np.zeros(query.shape, dtype=bool)
-    pos = np.searchsorted(sorted_keys, query)
-    pos = np.minimum(pos, sorted_keys.size - 1)
-    return sorted_keys[pos] == query
-
-
 def _order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
     """Stable order by (``major``, ``minor``): ``np.lexsort((minor, major))``, ~4x faster.
 
@@ -212,8 +203,9 @@ def _order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
 
 
 def _in_set(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Membership of ``query`` in ``keys`` (int64) by polars' multi-threaded hash lookup:
-    ~2.5x faster than a ``searchsorted`` of 10M queries (0.1 vs 0.26 s here)."""
+    """Membership of ``query`` in ``keys`` (int64, any order, duplicates allowed) by polars'
+    multi-threaded hash lookup: ~2.5x faster than a ``searchsorted`` of 10M queries into
+    sorted keys (0.1 vs 0.26 s here), and no sort of the keys needed."""
     if keys.size == 0:
         return np.zeros(query.shape, dtype=bool)
     return pl.Series(query).is_in(pl.Series(keys).implode()).to_numpy()
@@ -278,7 +270,7 @@ def _hold_out_pairs(
     held = pair_label != TRAIN
     if not held.any():
         return
-    held_keys = pair_key[held]  # still sorted
+    held_keys = pair_key[held]
     # every training event of a held-out pair (any behaviour) leaves the graph ...
     in_train = assign == TRAIN
     if in_train.all():  # the random split of a whole log: no gathers needed
@@ -515,11 +507,9 @@ def _cold_item(
 
 def _heldout_seen_in_train(table: InteractionTable, assign: np.ndarray, is_target: np.ndarray) -> int:
     """Held-out events whose (user, item) pair also has a TRAIN target event."""
-    # sorted, duplicates allowed (_in_sorted copes): np.unique hashes many distinct int64 keys
-    # on numpy >= 2.3, ~50x slower than a sort (Gowalla, 810k keys: ~1.1 s vs ~0.03 s)
-    train_keys = np.sort(_pair_keys(table, np.flatnonzero(is_target & (assign == TRAIN))))
+    train_keys = _pair_keys(table, np.flatnonzero(is_target & (assign == TRAIN)))  # duplicates are fine
     held = np.flatnonzero((assign == VALID) | (assign == TEST))
-    return int(_in_sorted(train_keys, _pair_keys(table, held)).sum())
+    return int(_in_set(train_keys, _pair_keys(table, held)).sum())
 
 
 def _counts(table: InteractionTable, assign: np.ndarray) -> dict[str, int]:

@@ -158,22 +158,16 @@ def build_train_data(
     train = np.asarray(split.assign) == TRAIN
     nb = len(table.behaviors)
     # one sort of packed (behaviour, user, item, ts) keys gives every edge set (see
-    # _edge_groups); the per-column train arrays are only built when that is impossible
+    # _edge_groups); only when the key does not fit are per-column train arrays gathered
     groups = _edge_groups(table, train)
-    cols: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    def train_columns() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        nonlocal cols
-        if cols is None:
-            u = np.asarray(table.user, dtype=np.int64)[train]
-            t = np.zeros(u.size, dtype=np.int64) if table.ts is None else np.asarray(table.ts, dtype=np.int64)[train]
-            cols = (u, np.asarray(table.item, dtype=np.int64)[train], np.asarray(table.behavior, dtype=np.int64)[train], t)
-        return cols
-
-    if groups is not None:
-        present = np.diff(groups[0]) > 0
+    if groups is None:
+        user = np.asarray(table.user, dtype=np.int64)[train]
+        item = np.asarray(table.item, dtype=np.int64)[train]
+        beh = np.asarray(table.behavior, dtype=np.int64)[train]
+        ts = np.zeros(user.size, dtype=np.int64) if table.ts is None else np.asarray(table.ts, dtype=np.int64)[train]
+        present = np.bincount(beh, minlength=nb)[:nb] > 0
     else:
-        present = np.bincount(train_columns()[2], minlength=nb)[:nb] > 0
+        present = np.diff(groups[0]) > 0
     if graph_cfg.behaviors is None:
         names = tuple(b for i, b in enumerate(table.behaviors) if present[i])
     else:
@@ -192,34 +186,29 @@ def build_train_data(
     if groups is not None:
         bounds, g_user, g_item, g_ts, g_count, item_bits = groups
 
-        def part(b: int) -> slice:
-            return slice(int(bounds[b]), int(bounds[b + 1]))
+        def pairs(b: int) -> np.ndarray:  # [2, E] edges of behaviour b (unique, sorted)
+            sl = slice(int(bounds[b]), int(bounds[b + 1]))
+            return np.stack([g_user[sl], g_item[sl]])
 
         for name in names:  # a handful of behaviours; each one a slice of the groups
-            sl = part(table.behavior_index(name))
-            edge_index[name] = torch.from_numpy(np.stack([g_user[sl], g_item[sl]]))
-            edge_ts[name] = torch.from_numpy(g_ts[sl])
-            edge_count[name] = torch.from_numpy(g_count[sl])
+            b = table.behavior_index(name)
+            edge_index[name] = torch.from_numpy(pairs(b))
+            edge_ts[name] = torch.from_numpy(g_ts[bounds[b] : bounds[b + 1]])
+            edge_count[name] = torch.from_numpy(g_count[bounds[b] : bounds[b + 1]])
         idx = sorted(table.behavior_index(b) for b in names)
+        # the edge types cover every behaviour with training events (the default)
+        covers_all = not any(present[b] for b in range(nb) if b not in idx)
         if len(idx) == 1:  # one edge type: its slice is already unique and sorted
-            union = np.stack([g_user[part(idx[0])], g_item[part(idx[0])]])
-        elif idx == [b for b in range(len(table.behaviors)) if present[b]]:
-            union = _union_of_groups(g_user, g_item, item_bits)  # every group
+            union = pairs(idx[0])
         else:
-            union = _union_of_groups(
-                np.concatenate([g_user[part(b)] for b in idx]),
-                np.concatenate([g_item[part(b)] for b in idx]),
-                item_bits,
-            )
+            merged = (g_user, g_item) if covers_all else np.concatenate([pairs(b) for b in idx], axis=1)
+            union = _union_of_groups(merged[0], merged[1], item_bits)
         if positives == "target":
-            sl = part(split.target)
-            pos_t = torch.from_numpy(np.stack([g_user[sl], g_item[sl]]))
-        elif all(present[b] == (b in idx) for b in range(len(table.behaviors))):
-            pos_t = torch.from_numpy(union)
+            pos = pairs(split.target)
         else:
-            pos_t = torch.from_numpy(_union_of_groups(g_user, g_item, item_bits))
+            pos = union if covers_all else _union_of_groups(g_user, g_item, item_bits)
+        pos_t = torch.from_numpy(pos)
     else:  # more than 2^63 (behaviour, user, item, time) combinations
-        user, item, beh, ts = train_columns()
         for name in names:
             m = beh == table.behavior_index(name)
             e, t, c = _unique_edges(user[m], item[m], ts[m], table.num_items)
