@@ -89,7 +89,11 @@ class SplitConfig(_Section):
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/valid/test share (random, temporal)
     target_behavior: str | None = None  # evaluated behaviour; None = dataset default (buy if present)
     min_user_targets: int = Field(1, ge=1)  # random: users need this many target items to be held out
-    valid_from_train: bool = True  # given: carve a validation set from training like `random`
+    valid_from_train: bool = True  # given: carve a validation set from training (see valid_carve)
+    # given + valid_from_train: `pairs` holds out random target pairs per user like `random`;
+    # `last` holds out the last training target event of a random share of the users
+    # (sessions), history strictly before it (the next-item protocol of session datasets)
+    valid_carve: Literal["pairs", "last"] = "pairs"
     cold_ratio: float = Field(0.2, gt=0, lt=1)  # cold_user/cold_item: share of eligible users/items held out
     cold_k: int = Field(3, ge=0)  # cold_user: a cold user's first k events (by time) stay in training
 

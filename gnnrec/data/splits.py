@@ -44,7 +44,12 @@ Modes (``split.mode``):
     validation rows, validation pairs are carved per user from the training target pairs
     exactly like ``random`` with a validation share of ``ratios[1] / (ratios[0] +
     ratios[1])`` (the share of the non-test part, so the default 0.8/0.1/0.1 carves 1/9 of
-    the training pairs), and the carved pairs' other training events are EXCLUDED. The given
+    the training pairs), and the carved pairs' other training events are EXCLUDED. With
+    ``split.valid_carve: last`` (next-item / session protocols) the same share of the users
+    with at least 2 training target events is drawn instead, and each drawn user's last
+    training target event (by (ts, row)) becomes VALID, its training events at or after that
+    timestamp EXCLUDED (tie policy of ``leave_last_out``): a validation example's history
+    strictly precedes its target, as a test prefix's does. The given
     test rows are taken as the dataset defines them (a given test pair may also have, e.g.,
     a training view: that is the published protocol of such datasets).
 
@@ -385,10 +390,52 @@ def _given(
         share = r1 / (r0 + r1)
         info["valid_carved"] = share > 0
         info["valid_carve_share"] = share
-        _hold_out_pairs(
-            table, assign, is_target, share, 0.0, cfg.min_user_targets, np.random.default_rng(seed), excluded
-        )
+        info["valid_carve"] = cfg.valid_carve
+        rng = np.random.default_rng(seed)
+        if cfg.valid_carve == "last":
+            _hold_out_last(table, assign, is_target, share, rng, excluded)
+        else:
+            _hold_out_pairs(table, assign, is_target, share, 0.0, cfg.min_user_targets, rng, excluded)
     return assign
+
+
+def _hold_out_last(
+    table: InteractionTable,
+    assign: np.ndarray,
+    eligible: np.ndarray,
+    share: float,
+    rng: np.random.Generator,
+    excluded: dict[str, int],
+) -> None:
+    """Make the last TRAIN ``eligible`` event of ``round(share * n)`` drawn users VALID.
+
+    ``n`` counts the users with at least 2 TRAIN eligible events (one stays as history). A
+    drawn user's other TRAIN events at or after the held-out timestamp become EXCLUDED;
+    updates ``assign`` in place. Without timestamps, row order is time order.
+    """
+    excluded.setdefault("valid_at_or_after_user_cutoff", 0)
+    rows = np.flatnonzero(eligible & (assign == TRAIN))
+    if rows.size == 0 or share <= 0:
+        return
+    user = np.asarray(table.user, dtype=np.int64)
+    ts = np.arange(len(table), dtype=np.int64) if table.ts is None else np.asarray(table.ts, dtype=np.int64)
+    order = np.lexsort((rows, ts[rows], user[rows]))  # per user, by (ts, row)
+    rows_s = rows[order]
+    start = _group_starts(user[rows_s])
+    start_pos = np.flatnonzero(start)
+    size = np.diff(np.append(start_pos, rows_s.size))
+    last_rows = rows_s[start_pos + size - 1][size >= 2]  # ascending user order
+    n_draw = min(last_rows.size, round(share * last_rows.size))
+    if n_draw == 0:
+        return
+    valid_rows = np.sort(rng.choice(last_rows, size=n_draw, replace=False))
+    cut = np.full(int(user.max()) + 1, _NO_CUTOFF, dtype=np.int64)
+    cut[user[valid_rows]] = ts[valid_rows]
+    late = (assign == TRAIN) & (ts >= cut[user])
+    late[valid_rows] = False
+    assign[late] = EXCLUDED
+    assign[valid_rows] = VALID
+    excluded["valid_at_or_after_user_cutoff"] += int(late.sum())
 
 
 def _valid_share(ratios: tuple[float, float, float]) -> float:

@@ -179,6 +179,65 @@ def test_given_split_and_carving() -> None:
         assert not pair_set(table, np.flatnonzero(a == VALID)) & message_passing_pairs(table, split)
 
 
+def test_given_carve_last_exact() -> None:
+    # user 0: buys at ts 1, 2, 3 and a view at ts 3 (tied with its last buy); user 1: buys at
+    # 1, 2 (two target events: eligible); user 2: one buy (ineligible); user 3: a given test
+    table = make_table(
+        users=[0, 0, 0, 0, 1, 1, 2, 3, 3],
+        items=[0, 1, 2, 3, 0, 1, 0, 1, 2],
+        behaviors=["buy", "buy", "buy", "view", "buy", "buy", "buy", "view", "buy"],
+        ts=[1, 2, 3, 3, 1, 2, 5, 1, 2],
+        given=["train"] * 8 + ["test"],
+    )
+    # share 0.5 / (0.5 + 0.5) = 1/2 of the 2 eligible users (0 and 1): one drawn per seed
+    cfg = SplitConfig(mode="given", ratios=(0.5, 0.5, 0.0), valid_carve="last")
+    drawn = set()
+    for seed in range(8):
+        split = make_split(table, cfg, seed)
+        check_common(table, split)
+        a = split.assign.tolist()
+        assert split.info["valid_carve"] == "last"
+        if a[2] == VALID:  # user 0: its last buy, and the tied view leaves training
+            drawn.add(0)
+            assert a == [0, 0, 1, -1, 0, 0, 0, 0, 2]
+            assert split.info["excluded_by_reason"] == {"valid_at_or_after_user_cutoff": 1}
+        else:
+            drawn.add(1)
+            assert a == [0, 0, 0, 0, 0, 1, 0, 0, 2]
+            assert split.info["excluded_by_reason"] == {}
+    assert drawn == {0, 1}
+
+
+@PROPS
+@given(table=random_tables(with_given=True), seed=st.integers(0, 2**16))
+def test_given_carve_last_properties(table: InteractionTable, seed: int) -> None:
+    cfg = SplitConfig(mode="given", ratios=(0.5, 0.5, 0.0), valid_carve="last")
+    split = make_split(table, cfg, seed)
+    check_common(table, split)
+    g, a = table.given_split, split.assign
+    assert g is not None
+    tgt = table.behavior == BUY
+    if (g[tgt] == VALID).any():
+        return  # the given validation rows are kept (tested above)
+    assert (a[(g == TEST) & tgt] == TEST).all()
+    assert (g[a == TRAIN] == TRAIN).all()
+    base = make_split(table, SplitConfig(mode="given", valid_from_train=False), seed).assign
+    eligible = [u for u in range(table.num_users) if ((table.user == u) & tgt & (base == TRAIN)).sum() >= 2]
+    valid = np.flatnonzero(a == VALID)
+    # one VALID per drawn user, round(share * eligible) of them
+    assert sorted(table.user[valid].tolist()) == sorted(set(table.user[valid].tolist()))
+    assert valid.size == round(0.5 * len(eligible))
+    for r in valid:
+        u, t = table.user[r], table.ts[r]
+        mine = table.user == u
+        # it was the user's last training target event by (ts, row) ...
+        later = mine & tgt & (base == TRAIN) & ((table.ts > t) | ((table.ts == t) & (np.arange(len(table)) > r)))
+        assert not later.any()
+        # ... its history strictly precedes it, and at least one target event stays
+        assert (table.ts[mine & (a == TRAIN)] < t).all()
+        assert (mine & tgt & (a == TRAIN)).any()
+
+
 def test_given_with_valid_rows_is_kept() -> None:
     table = make_table([0, 0, 0], [0, 1, 2], ["buy"] * 3, given=["train", "valid", "unused"])
     split = make_split(table, SplitConfig(mode="given"), 0)
