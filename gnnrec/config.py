@@ -140,6 +140,10 @@ class TrainConfig(_Section):
     loss: Literal["bpr", "bce", "softmax"] = "bpr"  # BPR, BCE, or sampled softmax (InfoNCE) over the negatives
     num_negatives: int = Field(1, ge=1)  # uniform negatives per positive
     positives: Literal["target", "all"] = "target"  # which training behaviours are positives
+    # pairs: an epoch is a permutation of the training pairs (each once); users: as many
+    # draws as pairs, each a uniform user then a uniform positive of theirs (the LightGCN /
+    # NGCF reference sampler: every user weighs the same); see gnnrec.data.sampling
+    pair_sampling: Literal["pairs", "users"] = "pairs"
     patience: int = Field(10, ge=0)  # epochs without improvement before stopping (0 = never)
     eval_every: int = Field(1, ge=1)  # validate every n epochs
     monitor: str = "ndcg@20"  # validation metric for early stopping and model selection
@@ -147,6 +151,8 @@ class TrainConfig(_Section):
     # step decay: lr *= lr_decay after every `lr_decay_every` epochs (SR-GNN: 0.1 every 3);
     # None = constant learning rate
     lr_decay_every: int | None = Field(None, ge=1)
+    # or: lr *= lr_decay once at each of these epochs (e.g. [75]: after the plateau)
+    lr_decay_at: tuple[int, ...] = ()
     lr_decay: float = Field(0.1, gt=0, le=1)
     temperature: float = Field(0.1, gt=0)  # loss: softmax only: logits are scores / temperature
     # per_pair: num_negatives uniform non-positives per positive; shared: one pool of
@@ -160,6 +166,19 @@ class TrainConfig(_Section):
     time_budget_clock: Literal["wall", "cpu"] = "wall"
     checkpoint_every: int | None = Field(None, ge=1)  # write <run dir>/checkpoint.pt every n epochs; None = never
     resume: bool = False  # continue from <run dir>/checkpoint.pt when it exists (gnnrec run --out DIR --set train.resume=true)
+
+    @field_validator("lr_decay_at")
+    @classmethod
+    def _decay_epochs(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(e < 1 for e in v) or list(v) != sorted(set(v)):
+            raise ValueError(f"lr_decay_at must be increasing epochs >= 1, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> TrainConfig:
+        if self.lr_decay_at and self.lr_decay_every is not None:
+            raise ValueError("set lr_decay_every or lr_decay_at, not both")
+        return self
 
 
 class EvalConfig(_Section):
@@ -342,6 +361,9 @@ class ExperimentConfig(_Section):
     seed: int = 0  # seeds python, numpy and torch
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default (all cores)
+    # tuned: glibc malloc keeps freed blocks for reuse (no page faults per step; see
+    # gnnrec.utils.malloc); system: the C library's defaults
+    cpu_malloc: Literal["tuned", "system"] = "tuned"
     out_dir: str = "runs"  # parent of run directories
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

@@ -164,6 +164,10 @@ def run_model(
     with _FileLog(run_dir / "run.log"):
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
+        if cfg.cpu_malloc == "tuned":
+            from gnnrec.utils.malloc import tune_malloc
+
+            log.info("glibc malloc thresholds raised (cpu_malloc: tuned): %s", tune_malloc())
         generator = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         prepared.table.save_vocab(run_dir / "vocab")

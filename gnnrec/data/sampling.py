@@ -1,5 +1,11 @@
 """Negative sampling and epoch ordering of training pairs.
 
+An epoch visits the training pairs either as a random permutation (:func:`pairs_for_epoch`,
+every pair once: ``train.pair_sampling: pairs``) or as the LightGCN/NGCF reference samplers
+do (:class:`UserUniformPairs`, ``train.pair_sampling: users``): as many draws as there are
+pairs, each a uniform user (among users with a positive) and then a uniform positive of
+that user, so every user weighs the same in the loss however many positives they have.
+
 :class:`UniformNegativeSampler` draws items uniformly among those that are *not* a training
 positive of the user. Membership is tested on a sorted key ``user * num_items + item`` with
 ``searchsorted`` (no per-user Python sets), so one call handles a whole batch; collisions
@@ -13,7 +19,7 @@ import torch
 
 from gnnrec.errors import GnnrecError
 
-__all__ = ["UniformNegativeSampler", "pairs_for_epoch"]
+__all__ = ["UniformNegativeSampler", "UserUniformPairs", "pairs_for_epoch"]
 
 
 class UniformNegativeSampler:
@@ -191,3 +197,39 @@ def pairs_for_epoch(pos_index: torch.Tensor, generator: torch.Generator | None =
         consecutive slices of it, e.g. ``pos_index[:, perm[s:s + batch_size]]``.
     """
     return torch.randperm(pos_index.shape[1], generator=generator, device=pos_index.device)
+
+
+class UserUniformPairs:
+    """Draws training pairs user-first: a uniform user, then a uniform positive of theirs.
+
+    The sampler of LightGCN's and NGCF's reference code (``UniformSample_original``): an
+    epoch is ``P`` draws with replacement (``P`` = number of pairs), so a user's expected
+    share of the epoch is ``1 / #users`` instead of ``deg(u) / P`` as in a permutation of
+    the pairs. Per-user metrics (Recall@K averaged over users) reward that weighting.
+
+    Args:
+        pos_index: training positive pairs ``[2, P]`` (row 0 user, row 1 item).
+
+    Example:
+        >>> pairs = torch.tensor([[0, 0, 0, 1], [5, 6, 7, 8]])
+        >>> idx = UserUniformPairs(pairs).draw(1000, torch.Generator().manual_seed(0))
+        >>> round(float((pairs[0, idx] == 1).float().mean()), 1)  # user 1: half the draws
+        0.5
+    """
+
+    def __init__(self, pos_index: torch.Tensor) -> None:
+        users = pos_index[0]
+        self.order = torch.sort(users, stable=True).indices  # pair columns grouped by user
+        deg = torch.bincount(users) if users.numel() else torch.zeros(0, dtype=torch.long, device=users.device)
+        self.active = torch.nonzero(deg).squeeze(1)  # users with at least one positive
+        self.deg = deg[self.active]
+        self.start = (torch.cumsum(deg, 0) - deg)[self.active]
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` pair column indices (int64, on ``pos_index``'s device), user-first."""
+        if self.active.numel() == 0:
+            return torch.zeros(0, dtype=torch.long, device=self.order.device)
+        dev = self.order.device
+        u = torch.randint(self.active.numel(), (n,), generator=generator, device=dev)
+        r = (torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * self.deg[u]).long()
+        return self.order[self.start[u] + torch.minimum(r, self.deg[u] - 1)]

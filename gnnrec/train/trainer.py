@@ -48,7 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gnnrec.config import TrainConfig
-from gnnrec.data.sampling import UniformNegativeSampler, pairs_for_epoch
+from gnnrec.data.sampling import UniformNegativeSampler, UserUniformPairs, pairs_for_epoch
 from gnnrec.errors import ConfigError, GnnrecError
 from gnnrec.graph.data import TrainData
 from gnnrec.models.base import EmbDict, PairBatch, Recommender
@@ -201,12 +201,14 @@ class Trainer:
         batch_size: int,
         num_negatives: int,
         shared: bool | str = False,
+        user_pairs: UserUniformPairs | None = None,
     ) -> Iterator[PairBatch]:
         """The default epoch: shuffled training positives with uniform negatives (per pair,
         or one pool ``[1, n]`` per batch when ``shared``; ``shared="in_batch"``: the pool is
         the positive items of the batch's first ``n`` pairs, a popularity-distributed sample
-        since the pairs are shuffled)."""
-        perm = pairs_for_epoch(pos_index, gen)
+        since the pairs are shuffled). With ``user_pairs`` the epoch's pairs are drawn
+        user-first (``train.pair_sampling: users``) instead of permuted."""
+        perm = pairs_for_epoch(pos_index, gen) if user_pairs is None else user_pairs.draw(pos_index.shape[1], gen)
         for start in range(0, pos_index.shape[1], batch_size):
             pairs = pos_index[:, perm[start : start + batch_size]]
             user, pos = pairs[0], pairs[1]
@@ -346,12 +348,18 @@ class Trainer:
             weight_decay=cfg.weight_decay,
             **getattr(model, "optimizer_options", dict)(),  # e.g. {"fused": True} (SR-GNN)
         )
-        scheduler = (
-            torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
-            if cfg.lr_decay_every is not None
-            else None
-        )
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        if cfg.lr_decay_every is not None:
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
+        elif cfg.lr_decay_at:
+            scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_decay_at), gamma=cfg.lr_decay)
         loss_fn = self._loss_fn(model)
+        if cfg.pair_sampling != "pairs" and hasattr(model, "train_batches"):
+            raise ConfigError(
+                f"train.pair_sampling: '{cfg.pair_sampling}' is not supported by {type(model).__name__}, "
+                "which draws its own training examples; use 'pairs'"
+            )
+        user_pairs = UserUniformPairs(pos_index) if cfg.pair_sampling == "users" else None
         shared: bool | str = "in_batch" if cfg.neg_sampling == "in_batch" else cfg.neg_sampling == "shared"
         budget_s = None if cfg.time_budget_min is None else cfg.time_budget_min * 60.0
         monitors = [cb for cb in self.callbacks if callable(getattr(cb, "on_epoch_model", None))]
@@ -428,7 +436,9 @@ class Trainer:
             batches = (
                 own(data, cfg.batch_size, gen)
                 if own is not None
-                else self._pair_batches(pos_index, sampler, gen, cfg.batch_size, cfg.num_negatives, shared)
+                else self._pair_batches(
+                    pos_index, sampler, gen, cfg.batch_size, cfg.num_negatives, shared, user_pairs
+                )
             )
             for batch in batches:
                 emb = model.encode(data)

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnnrec.data.sampling import UniformNegativeSampler, pairs_for_epoch
+from gnnrec.data.sampling import UniformNegativeSampler, UserUniformPairs, pairs_for_epoch
 from gnnrec.errors import GnnrecError
 
 PROPS = settings(max_examples=50, deadline=None)
@@ -92,6 +92,24 @@ def test_pairs_for_epoch() -> None:
     assert torch.equal(p, pairs_for_epoch(pos, gen(5)))
     orders = {tuple(pairs_for_epoch(pos, gen(s)).tolist()) for s in range(10)}
     assert len(orders) > 1
+
+
+def test_user_uniform_pairs_weights_users_equally() -> None:
+    # user 0 has 4 positives, user 2 one, user 1 none (and must never be drawn)
+    pos = torch.tensor([[2, 0, 0, 0, 0], [7, 1, 2, 3, 4]])
+    sampler = UserUniformPairs(pos)
+    idx = sampler.draw(40_000, gen(3))
+    assert idx.shape == (40_000,) and torch.equal(idx, sampler.draw(40_000, gen(3)))
+    users = pos[0, idx]
+    assert set(users.tolist()) == {0, 2}
+    # users: 1/2 each (a permutation of the pairs would give user 0 four fifths)
+    assert abs(float((users == 2).float().mean()) - 0.5) < 0.01
+    # within user 0, each of its 4 positives 1/4
+    items = pos[1, idx[users == 0]]
+    freq = torch.bincount(items, minlength=5)[1:].double() / items.numel()
+    assert torch.allclose(freq, torch.full((4,), 0.25, dtype=torch.float64), atol=0.01)
+    assert (pos[1, idx[users == 2]] == 7).all()
+    assert UserUniformPairs(torch.zeros((2, 0), dtype=torch.long)).draw(5).numel() == 0
 
 
 @PROPS

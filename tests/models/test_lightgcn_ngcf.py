@@ -33,10 +33,14 @@ from gnnrec.models import PairBatch, build_model
 from gnnrec.models.encoders.lightgcn import LightGCN
 from gnnrec.models.encoders.ngcf import NGCF
 from gnnrec.models.encoders.propagation import (
+    LayerMean,
     SymmetricSpMM,
     edge_dropout,
+    gather_rows,
     is_symmetric,
+    layer_mean,
     propagate,
+    stacked_base,
     sym_spmm,
     undirected_entry_ids,
 )
@@ -122,6 +126,47 @@ def test_custom_backward_equals_dense_autograd() -> None:
     (out_d * w).sum().backward()
     torch.testing.assert_close(xs.grad, xd.grad, rtol=1e-5, atol=1e-6)
     assert out_s.grad_fn is not None
+
+
+@pytest.mark.parametrize("num_layers", [0, 1, 3])
+def test_layer_mean_gradcheck_and_equals_the_mean_of_propagate(num_layers: int) -> None:
+    g = torch.Generator().manual_seed(4)
+    dense = torch.rand(6, 6, generator=g, dtype=torch.float64)
+    dense = dense * (torch.rand(6, 6, generator=g, dtype=torch.float64) > 0.4)
+    adj = (dense + dense.T).to_sparse_csr()
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: LayerMean.apply(adj, t, num_layers), (x,))
+    w = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    ref = torch.stack(propagate(adj, x, num_layers)).mean(0)
+    (gr,) = torch.autograd.grad((ref * w).sum(), x)
+    out = layer_mean(adj, x, num_layers)
+    (go,) = torch.autograd.grad((out * w).sum(), x)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(go, gr)
+    with torch.no_grad():  # evaluation: the same values without an autograd node
+        plain = layer_mean(adj, x, num_layers)
+    assert plain.grad_fn is None
+    torch.testing.assert_close(plain, ref.detach())
+
+
+def test_gather_rows_from_the_stacked_output_or_separate_tables() -> None:
+    g = torch.Generator().manual_seed(5)
+    out = torch.randn(7, 3, generator=g, requires_grad=True)  # 3 users, 4 items
+    stacked = {"user": out[:3], "item": out[3:]}
+    separate = {"user": out[:3] * 1.0, "item": out[3:] * 1.0}
+    assert stacked_base(stacked, 3) is out and stacked_base(separate, 3) is None
+    assert stacked_base({"user": out[:3], "item": out[4:]}, 3) is None  # not the rows after the users
+    users, items = torch.tensor([2, 0, 2]), torch.tensor([[1, 3], [0, 0], [2, 1]])
+    w_u, w_i = torch.randn(3, 3, generator=g), torch.randn(3, 2, 3, generator=g)
+    grads = []
+    for emb in (stacked, separate):
+        u, i = gather_rows(emb, 3, users, items)
+        assert u.shape == (3, 3) and i.shape == (3, 2, 3)
+        torch.testing.assert_close(u, out[users])
+        torch.testing.assert_close(i, out[items + 3])
+        (gr,) = torch.autograd.grad((u * w_u).sum() + (i * w_i).sum(), out)
+        grads.append(gr)
+    torch.testing.assert_close(grads[0], grads[1])
 
 
 def test_sym_spmm_without_grad_is_plain(small: TrainData) -> None:
@@ -320,7 +365,9 @@ def test_ngcf_gradients_reach_weights(small: TrainData) -> None:
 
 
 @pytest.mark.parametrize("reg_pow", [False, True])
-def test_ngcf_loss_equals_the_generic_loss_with_gradients(reg_pow: bool) -> None:
+@pytest.mark.parametrize("num_neg", [1, 2])  # 1: the fused BPR + penalty node (_BPRNormLoss)
+@pytest.mark.parametrize("views", [True, False])  # rows gathered from encode's base tensor, or not
+def test_ngcf_loss_equals_the_generic_loss_with_gradients(reg_pow: bool, num_neg: int, views: bool) -> None:
     from gnnrec.models.base import PairBatch, Recommender
 
     data = random_data(5, 10, 12, 40)
@@ -330,17 +377,41 @@ def test_ngcf_loss_equals_the_generic_loss_with_gradients(reg_pow: bool) -> None
     batch = PairBatch(
         user=torch.tensor([0, 3, 3, 9]),
         pos=torch.tensor([1, 2, 2, 11]),
-        neg=torch.tensor([[4, 5], [0, 1], [7, 7], [2, 3]]),
+        neg=torch.tensor([[4, 5], [0, 1], [7, 7], [2, 3]])[:, :num_neg],
     )
+
+    def encode() -> dict[str, torch.Tensor]:
+        emb = model.encode(data)
+        return emb if views else {k: v * 1.0 for k, v in emb.items()}  # separate tensors
+
     grads = []
     for loss_fn in (model.loss, lambda e, b: Recommender.loss(model, e, b)):
         model.zero_grad()
-        value = loss_fn(model.encode(data), batch)
+        value = loss_fn(encode(), batch)
         value.backward()
         grads.append((value.detach(), [p.grad.clone() for p in model.parameters()]))
     torch.testing.assert_close(grads[0][0], grads[1][0])
     for a, b in zip(grads[0][1], grads[1][1]):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("reg_pow", [False, True])
+def test_ngcf_fused_bpr_gradcheck(reg_pow: bool) -> None:
+    from gnnrec.models.encoders.ngcf import _BPRNormLoss
+
+    torch.manual_seed(1)
+    rows = torch.randn(9, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda r: _BPRNormLoss.apply(r, 0.7, reg_pow), (rows,))
+    # a zero block (all negatives zero): the norm's subgradient 0, as torch.linalg.vector_norm
+    zero_neg = torch.cat([torch.randn(6, 5, dtype=torch.float64), torch.zeros(3, 5, dtype=torch.float64)])
+    zero_neg.requires_grad_(True)
+    _BPRNormLoss.apply(zero_neg, 0.7, reg_pow).backward()
+    ref = zero_neg.detach().clone().requires_grad_(True)
+    u, p, q = ref[:3], ref[3:6], ref[6:]
+    pen = (u.pow(2).sum() + p.pow(2).sum() + q.pow(2).sum()) / 6 if reg_pow else (u.norm() + p.norm() + q.norm()) / 3
+    (-torch.nn.functional.logsigmoid((u * p).sum(1) - (u * q).sum(1)).mean() + 0.7 * pen).backward()
+    assert torch.isfinite(zero_neg.grad).all()
+    torch.testing.assert_close(zero_neg.grad, ref.grad)
 
 
 def test_ngcf_message_dropout_keeps_the_expectation() -> None:
@@ -355,3 +426,15 @@ def test_ngcf_message_dropout_keeps_the_expectation() -> None:
     assert abs(kept.float().mean().item() - 0.75) < 0.01
     model.eval()
     assert model._dropout(h) is h
+    # p = 0.1 is drawn as 6554 / 2^16 (16-bit uniforms); the scale makes the mean exact, and
+    # each of the four 16-bit lanes of an int64 draw drops at the same rate
+    model = _ngcf(data, dim=4, layers=[4], mess_dropout=0.1)
+    model.train()
+    torch.manual_seed(2)
+    out = model._dropout(torch.ones(500, 80))
+    kept = out != 0
+    q = 6554 / 65536
+    assert torch.all(out[kept] == torch.tensor(1 / (1 - q)))
+    assert abs(out.mean().item() - 1.0) < 0.01
+    lanes = kept.flatten().view(-1, 4).float().mean(0)
+    assert torch.all((lanes - (1 - q)).abs() < 0.012), lanes

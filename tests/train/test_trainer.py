@@ -118,11 +118,46 @@ def test_bce_and_grad_clip_run() -> None:
     assert result.epochs == 3 and all(h["loss"] > 0 for h in result.history)
 
 
+@pytest.mark.parametrize("sampling", ["pairs", "users"])
+def test_pair_sampling_weights(sampling: str) -> None:
+    # user 0 has 10 positives, user 1 one: a permutation of the pairs shows user 1 in 1/11
+    # of the rows, user-first sampling (LightGCN's reference sampler) in about half
+    data = make_data([(0, i) for i in range(10)] + [(1, 10)], 2, 12)
+    model = mf(data)
+    seen: list[torch.Tensor] = []
+    base_loss = model.loss
+
+    def spy(emb: EmbDict, batch: PairBatch, kind: str = "bpr") -> torch.Tensor:
+        seen.append(batch.user.clone())
+        return base_loss(emb, batch, kind)
+
+    model.loss = spy  # type: ignore[method-assign]
+    fit(model, data, cfg(epochs=20, batch_size=11, pair_sampling=sampling))
+    assert len(seen) == 20 and all(b.numel() == 11 for b in seen)  # epochs keep P = 11 rows
+    share = float(torch.cat(seen).eq(1).double().mean())
+    if sampling == "pairs":
+        assert all(int(b.eq(1).sum()) == 1 for b in seen)
+    else:
+        assert 0.35 < share < 0.65, share
+
+
+def test_pair_sampling_users_refused_by_models_with_own_batches() -> None:
+    from tests.models.test_sequential import session_data
+
+    data = session_data(2)[2]
+    model = build_model(ModelSpec(name="gru4rec", params={"dim": 4}), data.meta)
+    with pytest.raises(ConfigError, match="pair_sampling"):
+        fit(model, data, cfg(epochs=1, pair_sampling="users"))
+
+
 def test_step_lr_decay_schedule() -> None:
     data = block_data()
     result = fit(mf(data), data, cfg(epochs=7, lr=0.01, lr_decay_every=3, lr_decay=0.5))
     lrs = [h["lr"] for h in result.history]
     assert lrs == pytest.approx([0.01] * 3 + [0.005] * 3 + [0.0025])
+    # one-off decays at given epochs
+    at = fit(mf(data), data, cfg(epochs=7, lr=0.01, lr_decay_at=(2, 5), lr_decay=0.5))
+    assert [h["lr"] for h in at.history] == pytest.approx([0.01] * 2 + [0.005] * 3 + [0.0025] * 2)
     # without a schedule the learning rate stays put
     flat = fit(mf(data), data, cfg(epochs=4, lr=0.01))
     assert [h["lr"] for h in flat.history] == [0.01] * 4
@@ -133,6 +168,10 @@ def test_lr_decay_is_validated() -> None:
         TrainConfig(lr_decay_every=0)
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay_every=2, lr_decay=1.5)
+    with pytest.raises(ValueError, match="increasing"):
+        TrainConfig(lr_decay_at=(5, 3))
+    with pytest.raises(ValueError, match="not both"):
+        TrainConfig(lr_decay_at=(5,), lr_decay_every=2)
 
 
 # ---------------------------------------------------------------- early stopping

@@ -12,7 +12,7 @@ from gnnrec.errors import ConfigError
 from gnnrec.graph.data import GraphMeta, TrainData
 from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
 from gnnrec.models.baselines.mf_bpr import batch_ego_l2
-from gnnrec.models.encoders.propagation import propagate
+from gnnrec.models.encoders.propagation import gather_rows, layer_mean
 
 
 class LightGCNConfig(ModelConfig):
@@ -70,9 +70,12 @@ class LightGCN(Recommender):
     \lVert e^{(0)}_{i^-}\rVert^2) / (2B)`.
 
     Propagation uses the cached CSR adjacency of :meth:`TrainData.norm_adj` and
-    :func:`~gnnrec.models.encoders.propagation.propagate`, whose backward pass reuses the same
-    CSR (``Ã`` is symmetric), so a training step costs ``2K`` sparse products and no
-    sparse-tensor construction.
+    :func:`~gnnrec.models.encoders.propagation.layer_mean`: the propagation and layer mean
+    are one autograd node whose backward pass applies the same (symmetric) operator to the
+    gradient with the same CSR, so a training step costs ``2K`` sparse products, no
+    sparse-tensor construction and no per-layer tensors kept for the backward pass. The
+    batch's rows are gathered with one ``index_select``
+    (:func:`~gnnrec.models.encoders.propagation.gather_rows`).
 
     Differences from the paper:
         * Adam on mini-batches of uniformly shuffled positives with ``train.num_negatives``
@@ -152,11 +155,7 @@ class LightGCN(Recommender):
 
             return lightgcn_encode_dgl(self, data)
         adj = data.norm_adj(self.behaviors)
-        layers = propagate(adj, self.ego(), self.config.num_layers)
-        out = layers[0]
-        for h in layers[1:]:
-            out = out + h
-        out = out / len(layers)  # alpha_k = 1 / (K + 1)
+        out = layer_mean(adj, self.ego(), self.config.num_layers)  # alpha_k = 1 / (K + 1)
         return {"user": out[: self.meta.num_users], "item": out[self.meta.num_users :]}
 
     def regularization(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
@@ -178,18 +177,22 @@ class LightGCN(Recommender):
 
         fn = losses.get(kind)
         scaled = kind in losses.TEMPERATURE_LOSSES
-        user = emb["user"][batch.user]  # [B, d]
+        shared = batch.neg.shape[0] == 1 and batch.user.shape[0] != 1
+        b = batch.pos.shape[0]
+        # one gather for the batch's user, positive and negative rows (propagation.gather_rows)
+        user, items = gather_rows(emb, self.meta.num_users, batch.user, torch.cat([batch.pos, batch.neg.reshape(-1)]))
+        pos_rows, neg_rows = items[:b], items[b:]
         if scaled:
             # s / τ = (e_u / τ) · e_i: scale the [B, d] user rows once instead of the [B, n]
             # scores (the shared pool's score matrix is the largest tensor of a step)
             user = user / temperature
-        pos = (user * emb["item"][batch.pos]).sum(-1)  # [B]
-        if batch.neg.shape[0] == 1 and batch.user.shape[0] != 1:
-            neg = user @ emb["item"][batch.neg[0]].T  # [B, n]
+        pos = torch.linalg.vecdot(user, pos_rows)  # [B]
+        if shared:
+            neg = user @ neg_rows.T  # [B, n]
             if scaled:  # a pool item that is the row's own positive is not a negative
                 neg.masked_fill_(batch.neg == batch.pos.unsqueeze(1), float("-inf"))
         else:
-            neg = (user.unsqueeze(1) * emb["item"][batch.neg]).sum(-1)  # [B, n]
+            neg = torch.linalg.vecdot(user.unsqueeze(1), neg_rows.view(*batch.neg.shape, -1))  # [B, n]
         kw = {"temperature": 1.0} if scaled else {}
         return fn(pos, neg, **kw) + self.regularization(emb, batch)
 
