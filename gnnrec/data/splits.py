@@ -46,8 +46,9 @@ Modes (``split.mode``):
     ratios[1])`` (the share of the non-test part, so the default 0.8/0.1/0.1 carves 1/9 of
     the training pairs), and the carved pairs' other training events are EXCLUDED. With
     ``split.valid_carve: last`` (next-item / session protocols) the same share of the users
-    with at least 2 training target events is drawn instead, and each drawn user's last
-    training target event (by (ts, row)) becomes VALID, its training events at or after that
+    with a training target event strictly before their last one is drawn instead, and each
+    drawn user's last training target event (by (ts, row)) becomes VALID, its training events
+    at or after that
     timestamp EXCLUDED (tie policy of ``leave_last_out``): a validation example's history
     strictly precedes its target, as a test prefix's does. The given
     test rows are taken as the dataset defines them (a given test pair may also have, e.g.,
@@ -409,9 +410,10 @@ def _hold_out_last(
 ) -> None:
     """Make the last TRAIN ``eligible`` event of ``round(share * n)`` drawn users VALID.
 
-    ``n`` counts the users with at least 2 TRAIN eligible events (one stays as history). A
-    drawn user's other TRAIN events at or after the held-out timestamp become EXCLUDED;
-    updates ``assign`` in place. Without timestamps, row order is time order.
+    ``n`` counts the users with a TRAIN eligible event strictly earlier than their last one
+    (it stays in training, so the history is never empty). A drawn user's other TRAIN events
+    at or after the held-out timestamp become EXCLUDED; updates ``assign`` in place. Without
+    timestamps, row order is time order.
     """
     excluded.setdefault("valid_at_or_after_user_cutoff", 0)
     rows = np.flatnonzero(eligible & (assign == TRAIN))
@@ -423,8 +425,9 @@ def _hold_out_last(
     rows_s = rows[order]
     start = _group_starts(user[rows_s])
     start_pos = np.flatnonzero(start)
-    size = np.diff(np.append(start_pos, rows_s.size))
-    last_rows = rows_s[start_pos + size - 1][size >= 2]  # ascending user order
+    last_pos = np.append(start_pos[1:], rows_s.size) - 1
+    # eligible: the user's earliest eligible event is strictly before the last one
+    last_rows = rows_s[last_pos][ts[rows_s[start_pos]] < ts[rows_s[last_pos]]]  # ascending user order
     n_draw = min(last_rows.size, round(share * last_rows.size))
     if n_draw == 0:
         return

@@ -181,13 +181,14 @@ def test_given_split_and_carving() -> None:
 
 def test_given_carve_last_exact() -> None:
     # user 0: buys at ts 1, 2, 3 and a view at ts 3 (tied with its last buy); user 1: buys at
-    # 1, 2 (two target events: eligible); user 2: one buy (ineligible); user 3: a given test
+    # 1, 2 (eligible); user 2: one buy (ineligible); user 3: a given test; user 4: two buys
+    # at the same ts (ineligible: holding one out would leave no earlier training buy)
     table = make_table(
-        users=[0, 0, 0, 0, 1, 1, 2, 3, 3],
-        items=[0, 1, 2, 3, 0, 1, 0, 1, 2],
-        behaviors=["buy", "buy", "buy", "view", "buy", "buy", "buy", "view", "buy"],
-        ts=[1, 2, 3, 3, 1, 2, 5, 1, 2],
-        given=["train"] * 8 + ["test"],
+        users=[0, 0, 0, 0, 1, 1, 2, 3, 3, 4, 4],
+        items=[0, 1, 2, 3, 0, 1, 0, 1, 2, 0, 1],
+        behaviors=["buy", "buy", "buy", "view", "buy", "buy", "buy", "view", "buy", "buy", "buy"],
+        ts=[1, 2, 3, 3, 1, 2, 5, 1, 2, 4, 4],
+        given=["train"] * 8 + ["test", "train", "train"],
     )
     # share 0.5 / (0.5 + 0.5) = 1/2 of the 2 eligible users (0 and 1): one drawn per seed
     cfg = SplitConfig(mode="given", ratios=(0.5, 0.5, 0.0), valid_carve="last")
@@ -199,11 +200,11 @@ def test_given_carve_last_exact() -> None:
         assert split.info["valid_carve"] == "last"
         if a[2] == VALID:  # user 0: its last buy, and the tied view leaves training
             drawn.add(0)
-            assert a == [0, 0, 1, -1, 0, 0, 0, 0, 2]
+            assert a == [0, 0, 1, -1, 0, 0, 0, 0, 2, 0, 0]
             assert split.info["excluded_by_reason"] == {"valid_at_or_after_user_cutoff": 1}
         else:
             drawn.add(1)
-            assert a == [0, 0, 0, 0, 0, 1, 0, 0, 2]
+            assert a == [0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0]
             assert split.info["excluded_by_reason"] == {}
     assert drawn == {0, 1}
 
@@ -222,7 +223,12 @@ def test_given_carve_last_properties(table: InteractionTable, seed: int) -> None
     assert (a[(g == TEST) & tgt] == TEST).all()
     assert (g[a == TRAIN] == TRAIN).all()
     base = make_split(table, SplitConfig(mode="given", valid_from_train=False), seed).assign
-    eligible = [u for u in range(table.num_users) if ((table.user == u) & tgt & (base == TRAIN)).sum() >= 2]
+
+    def has_earlier(u: int) -> bool:  # a training target event strictly before the last one
+        t = table.ts[(table.user == u) & tgt & (base == TRAIN)]
+        return t.size > 0 and bool((t < t.max()).any())
+
+    eligible = [u for u in range(table.num_users) if has_earlier(u)]
     valid = np.flatnonzero(a == VALID)
     # one VALID per drawn user, round(share * eligible) of them
     assert sorted(table.user[valid].tolist()) == sorted(set(table.user[valid].tolist()))

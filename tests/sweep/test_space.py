@@ -121,7 +121,8 @@ def test_schema_parses_types_and_shorthand() -> None:
             "train.lrr",
             (
                 "unknown config key 'lrr' in train (known: batch_size, checkpoint_every, epochs, eval_every, "
-                "grad_clip, loss, lr, lr_decay, lr_decay_every, monitor, neg_sampling, num_negatives, patience, "
+                "grad_clip, loss, lr, lr_decay, lr_decay_at, lr_decay_every, monitor, neg_sampling, num_negatives, "
+                "pair_sampling, patience, "
                 "positives, resume, temperature, time_budget_clock, time_budget_min, weight_decay)"
             ),
         ),
