@@ -104,6 +104,7 @@ def run_model(
     path = config_path(model)
     cfg = load_config(path, overrides)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
+    env = environment_info()  # at the start: the commit whose code runs (later commits may land)
     load_before = _loadavg()
     cpu0 = _cpu_seconds(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
@@ -129,7 +130,6 @@ def run_model(
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu0
     m = result.metrics
-    env = environment_info()
     return {
         "model": model,
         "label": label or model,
