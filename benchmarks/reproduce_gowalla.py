@@ -394,6 +394,8 @@ def _commit() -> str | None:
 
 def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
     """The markdown results table (ours / published / ratio) and the run records."""
+    from gnnrec.reports.tables import published_rows
+
     sources = refs.get("sources", {})
     lines = [
         "# Gowalla: reproduction of published numbers",
@@ -414,14 +416,7 @@ def render(records: dict[str, Any], refs: dict[str, Any]) -> str:
         recs = [r for r in runs.values() if r["model"] == model] or [None]
         for rec in recs:
             name = model if rec is None else rec.get("label", model)
-            for pub in ref.get("published", []):
-                for metric, value in pub["metrics"].items():
-                    ours = rec["test"].get(metric) if rec else None
-                    ratio = None if ours is None else ours / value
-                    lines.append(
-                        f"| {name} | {ref['compare_to']} | {pub['source']} | {metric} | "
-                        f"{_fmt(ours)} | {value:.4f} | {_fmt(ratio, 3)} |"
-                    )
+            lines += published_rows(name, ref, rec["test"] if rec else None)
     lines += ["", "## Targets", ""]
     for model, ref in refs.get("models", {}).items():
         target = ref.get("target")

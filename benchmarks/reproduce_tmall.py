@@ -223,6 +223,8 @@ def _records_of(records: dict[str, Any], model: str) -> list[tuple[str, Any]]:
 
 def render(store: dict[str, Any], refs: dict[str, Any]) -> str:
     """The markdown results table (ours / published / ratio)."""
+    from gnnrec.reports.tables import published_rows
+
     records: dict[str, Any] = store["runs"]
     heuristics: dict[str, Any] = store.get("heuristics", {})
     sources = refs.get("sources", {})
@@ -249,14 +251,7 @@ def render(store: dict[str, Any], refs: dict[str, Any]) -> str:
     notes: list[str] = []
     for model, ref in refs.get("models", {}).items():
         for label, rec in _records_of(records, model):
-            for pub in ref.get("published", []):
-                for metric, value in pub["metrics"].items():
-                    ours = rec["test"].get(metric) if rec else None
-                    ratio = None if ours is None else ours / value
-                    lines.append(
-                        f"| {label} | {ref['compare_to']} | {pub['source']} | {metric.upper()} | "
-                        f"{_fmt(ours)} | {value:.4f} | {_fmt(ratio, 2)} |"
-                    )
+            lines += published_rows(label, ref, rec["test"] if rec else None, str.upper, ratio_digits=2)
             for other in ref.get("also", []):
                 ours_h = rec["test"].get("hit@10") if rec else None
                 pub_h = other["metrics"].get("hit@10")

@@ -75,3 +75,29 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def published_rows(
+    label: str,
+    ref: Mapping[str, Any],
+    test: Mapping[str, float] | None,
+    metric_name: Any = str,
+    ratio_digits: int = 3,
+) -> list[str]:
+    """Markdown rows ``| label | compared to | source | metric | ours | published | ratio |``
+    of a reproduction table: one per published metric of ``ref`` (``compare_to`` and
+    ``published: [{source, metrics}]``, as the ``benchmarks/references/*.yaml`` entries).
+
+    ``test`` is our run's test metrics (None: not run, shown as ``–``); ``metric_name``
+    formats the metric key; ratio = ours / published.
+    """
+    rows = []
+    for pub in ref.get("published", []):
+        for metric, value in pub["metrics"].items():
+            ours = None if test is None else test.get(metric)
+            ratio = "–" if ours is None else f"{ours / value:.{ratio_digits}f}"
+            rows.append(
+                f"| {label} | {ref['compare_to']} | {pub['source']} | {metric_name(metric)} | "
+                f"{'–' if ours is None else f'{ours:.4f}'} | {value:.4f} | {ratio} |"
+            )
+    return rows
