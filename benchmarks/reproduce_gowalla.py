@@ -548,7 +548,8 @@ def plot_curve(rec: dict[str, Any], target: float | None, published: float | Non
     if target is not None:
         ax.axhline(target, color="red", ls=":", lw=1, label=f"target {target:.4f}")
     clock = rec["resolved_config"].get("train", {}).get("time_budget_clock", "wall")
-    ax.set_xlabel(f"training minutes ({clock} clock, 1 thread; evaluation excluded)")
+    threads = rec["machine"]["torch_threads"]
+    ax.set_xlabel(f"training minutes ({clock} clock, {threads} thread{'s' * (threads != 1)}; evaluation excluded)")
     ax.set_ylabel("test Recall@20")
     ax.set_title("Gowalla: time to accuracy (monitoring curve, no model selection)")
     ax.grid(alpha=0.3)

@@ -355,7 +355,10 @@ def normalized_adjacency(pairs: torch.Tensor, num_users: int, num_items: int) ->
         num_users, num_items: node counts.
 
     Returns:
-        Sparse CSR float32 tensor ``[U+I, U+I]`` on ``pairs``' device.
+        Sparse CSR float32 tensor ``[U+I, U+I]`` on ``pairs``' device, with int32 index
+        arrays when they fit (MKL's and cuSPARSE's native index type: with int64 indices
+        every CPU product converts them first, ~2.6 ms of a 20 ms product on Gowalla's
+        graph), else int64.
     """
     nu, ni = int(num_users), int(num_items)
     n = nu + ni
@@ -375,6 +378,8 @@ def normalized_adjacency(pairs: torch.Tensor, num_users: int, num_items: int) ->
     col_i, val_i = _item_rows(u, i, val_ui, crow[: nu + 1], ni, counting_sort=dev.type == "cpu")
     col = torch.cat([i + nu, col_i])
     val = torch.cat([val_ui, val_i])
+    if max(n, col.numel()) < 2**31 - 1:
+        crow, col = crow.to(torch.int32), col.to(torch.int32)
     return torch.sparse_csr_tensor(
         crow, col, val, size=(n, n), dtype=torch.float32, device=dev, check_invariants=False
     )

@@ -44,3 +44,17 @@ def resolve_device(name: str = "auto") -> torch.device:
             )
         return torch.device("cuda", index)
     raise ConfigError(f"device: unknown device '{name}' (expected auto, cpu or cuda)")
+
+
+def fused_adam_ok(device: torch.device) -> bool:
+    """Whether this torch accepts ``Adam(fused=True)`` for parameters on ``device``.
+
+    Fused Adam (one kernel for every parameter's update; CPU from torch 2.4) is the same
+    update as the default one up to rounding. Models ask for it through their
+    ``optimizer_options`` hook (``gnnrec.train.trainer``).
+    """
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch: CUDA-only or no fused flag
+        return False
+    return True

@@ -40,6 +40,7 @@ from gnnrec.models.encoders.propagation import (
     is_symmetric,
     layer_mean,
     propagate,
+    spmm_into,
     stacked_base,
     sym_spmm,
     undirected_entry_ids,
@@ -135,7 +136,10 @@ def test_layer_mean_gradcheck_and_equals_the_mean_of_propagate(num_layers: int) 
     dense = dense * (torch.rand(6, 6, generator=g, dtype=torch.float64) > 0.4)
     adj = (dense + dense.T).to_sparse_csr()
     x = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: LayerMean.apply(adj, t, num_layers), (x,))
+    assert torch.autograd.gradcheck(lambda t: LayerMean.apply(adj, num_layers, t), (x,))
+    # given as row blocks (users, items): the same function of the concatenation
+    top, bottom = x[:2].detach().clone().requires_grad_(), x[2:].detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: LayerMean.apply(adj, num_layers, a, b), (top, bottom))
     w = torch.randn(6, 3, generator=g, dtype=torch.float64)
     ref = torch.stack(propagate(adj, x, num_layers)).mean(0)
     (gr,) = torch.autograd.grad((ref * w).sum(), x)
@@ -143,10 +147,28 @@ def test_layer_mean_gradcheck_and_equals_the_mean_of_propagate(num_layers: int) 
     (go,) = torch.autograd.grad((out * w).sum(), x)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(go, gr)
+    out2 = layer_mean(adj, [top, bottom], num_layers)
+    g_top, g_bottom = torch.autograd.grad((out2 * w).sum(), (top, bottom))
+    torch.testing.assert_close(out2, ref)
+    torch.testing.assert_close(torch.cat([g_top, g_bottom]), gr)
     with torch.no_grad():  # evaluation: the same values without an autograd node
         plain = layer_mean(adj, x, num_layers)
     assert plain.grad_fn is None
     torch.testing.assert_close(plain, ref.detach())
+    assert torch.equal(x, x.detach().clone())  # the input is not written to
+    # a COO matrix takes the allocating torch.sparse.mm path: the same values
+    torch.testing.assert_close(layer_mean(adj.to_sparse_coo(), x.detach(), num_layers), ref.detach())
+
+
+def testspmm_into_a_reused_buffer_ignores_its_old_contents() -> None:
+    g = torch.Generator().manual_seed(6)
+    dense = torch.rand(5, 5, generator=g) * (torch.rand(5, 5, generator=g) > 0.5)
+    adj = (dense + dense.T).to_sparse_csr()
+    x = torch.randn(5, 4, generator=g)
+    buf = torch.full((5, 4), float("nan"))
+    out = spmm_into(adj, x, buf)
+    assert out.data_ptr() == buf.data_ptr()
+    torch.testing.assert_close(out, (dense + dense.T) @ x)  # beta = 0: NaN not propagated
 
 
 def test_gather_rows_from_the_stacked_output_or_separate_tables() -> None:

@@ -13,6 +13,7 @@ from gnnrec.graph.data import GraphMeta, TrainData
 from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
 from gnnrec.models.baselines.mf_bpr import batch_ego_l2
 from gnnrec.models.encoders.propagation import gather_rows, layer_mean
+from gnnrec.utils.device import fused_adam_ok
 
 
 class LightGCNConfig(ModelConfig):
@@ -25,6 +26,7 @@ class LightGCNConfig(ModelConfig):
     init_std: float = Field(0.1, gt=0)  # std of the normal init (LightGCN-PyTorch: 0.1)
     behaviors: tuple[str, ...] | None = None  # edge behaviours forming the graph; None = all
     backend: Literal["pyg", "dgl"] = "pyg"  # dgl: same function by DGL message passing (dgl_models)
+    fused_adam: bool = False  # ask the trainer for Adam(fused=True) where torch has it
 
 
 def check_behaviors(behaviors: tuple[str, ...] | None, meta: GraphMeta, key: str) -> tuple[str, ...] | None:
@@ -155,8 +157,15 @@ class LightGCN(Recommender):
 
             return lightgcn_encode_dgl(self, data)
         adj = data.norm_adj(self.behaviors)
-        out = layer_mean(adj, self.ego(), self.config.num_layers)  # alpha_k = 1 / (K + 1)
+        # alpha_k = 1 / (K + 1); the two tables are concatenated inside (no separate ego copy)
+        out = layer_mean(adj, (self.user_emb.weight, self.item_emb.weight), self.config.num_layers)
         return {"user": out[: self.meta.num_users], "item": out[self.meta.num_users :]}
+
+    def optimizer_options(self) -> dict[str, bool]:
+        """Extra ``torch.optim.Adam`` options the trainer passes (``fused`` when asked for and
+        available: one kernel for both tables' update, ~0.3 s of a 10 s Gowalla epoch)."""
+        dev = self.item_emb.weight.device
+        return {"fused": True} if self.config.fused_adam and fused_adam_ok(dev) else {}
 
     def regularization(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
         return batch_ego_l2(self.config.reg, self.user_emb, self.item_emb, batch)

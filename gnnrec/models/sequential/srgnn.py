@@ -12,6 +12,7 @@ from torch import nn
 from gnnrec.graph.data import GraphMeta
 from gnnrec.models.base import register_model
 from gnnrec.models.sequential.base import SequentialConfig, SequentialRecommender
+from gnnrec.utils.device import fused_adam_ok
 
 
 class SRGNNConfig(SequentialConfig):
@@ -24,15 +25,6 @@ class SRGNNConfig(SequentialConfig):
     # Adam with fused=True where torch supports it on the device (CPU: torch >= 2.4): the same
     # update in one kernel, ~10x faster on the 4.3M-float item table (rounding may differ)
     fused_adam: bool = True
-
-
-def _fused_adam_ok(device: torch.device) -> bool:
-    """Whether this torch accepts ``Adam(fused=True)`` for parameters on ``device``."""
-    try:
-        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older torch: CUDA-only or no fused flag
-        return False
-    return True
 
 
 def session_graph(
@@ -163,7 +155,7 @@ class SRGNN(SequentialRecommender):
     def optimizer_options(self) -> dict[str, bool]:
         """Extra ``torch.optim.Adam`` options the trainer passes (``fused`` when available)."""
         dev = self.item_emb.weight.device
-        return {"fused": True} if self.config.fused_adam and _fused_adam_ok(dev) else {}
+        return {"fused": True} if self.config.fused_adam and fused_adam_ok(dev) else {}
 
     def gnn_cell(self, a_in: torch.Tensor, a_out: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """One gated-GNN step (the reference ``GNNCell``)."""
