@@ -188,6 +188,8 @@ def test_normalized_adjacency_by_hand() -> None:
     )
     assert torch.allclose(adj.to_dense(), expected)
     assert adj.crow_indices().tolist() == [0, 2, 3, 4, 6, 6]
+    # int32 index arrays (MKL's and cuSPARSE's own type: no conversion per product)
+    assert adj.crow_indices().dtype == adj.col_indices().dtype == torch.int32
 
 
 def test_norm_adj_cached_on_train_data() -> None:

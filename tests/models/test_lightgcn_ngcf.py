@@ -224,6 +224,26 @@ def _lightgcn(data: TrainData, **params: object) -> LightGCN:
     return model
 
 
+def test_lightgcn_fused_adam_option_is_the_same_update(small: TrainData) -> None:
+    plain, fused = _lightgcn(small, dim=4), _lightgcn(small, dim=4, fused_adam=True)
+    assert plain.optimizer_options() == {}
+    if not fused.optimizer_options():
+        pytest.skip("this torch has no fused CPU Adam")
+    assert fused.optimizer_options() == {"fused": True}
+    fused.load_state_dict(plain.state_dict())
+    start = plain.user_emb.weight.detach().clone()
+    batch = PairBatch(user=torch.tensor([0, 1]), pos=torch.tensor([0, 2]), neg=torch.tensor([[1], [1]]))
+    for model in (plain, fused):
+        opt = torch.optim.Adam(model.parameters(), lr=0.1, **model.optimizer_options())
+        for _ in range(3):
+            opt.zero_grad()
+            model.loss(model.encode(small), batch).backward()
+            opt.step()
+    assert not torch.equal(plain.user_emb.weight, start)  # the steps moved the weights
+    torch.testing.assert_close(fused.user_emb.weight, plain.user_emb.weight)
+    torch.testing.assert_close(fused.item_emb.weight, plain.item_emb.weight)
+
+
 def test_lightgcn_layer_mean_exact(small: TrainData) -> None:
     model = _lightgcn(small, dim=1, num_layers=2)
     with torch.no_grad():

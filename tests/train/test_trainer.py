@@ -328,6 +328,13 @@ def test_seed_everything_returns_seeded_generator() -> None:
     assert not torch.equal(torch.rand(3, generator=g3), a[1])
 
 
+def test_seed_everything_deterministic_without_nan_filling_new_tensors() -> None:
+    seed_everything(0, deterministic=True)
+    assert torch.are_deterministic_algorithms_enabled()
+    # torch's debugging fill of uninitialised memory (a quarter of a LightGCN step) is off
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
 def test_resolve_device() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

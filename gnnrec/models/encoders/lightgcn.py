@@ -74,10 +74,12 @@ class LightGCN(Recommender):
     Propagation uses the cached CSR adjacency of :meth:`TrainData.norm_adj` and
     :func:`~gnnrec.models.encoders.propagation.layer_mean`: the propagation and layer mean
     are one autograd node whose backward pass applies the same (symmetric) operator to the
-    gradient with the same CSR, so a training step costs ``2K`` sparse products, no
-    sparse-tensor construction and no per-layer tensors kept for the backward pass. The
-    batch's rows are gathered with one ``index_select``
-    (:func:`~gnnrec.models.encoders.propagation.gather_rows`).
+    gradient with the same CSR, so a training step costs ``2K`` sparse products (written
+    into reused buffers), no sparse-tensor construction and no per-layer tensors kept for
+    the backward pass; the user and item tables are concatenated straight into the output
+    buffer. The batch's rows are gathered with one ``index_select``
+    (:func:`~gnnrec.models.encoders.propagation.gather_rows`). ``fused_adam: true`` asks
+    the trainer for torch's fused Adam (:meth:`optimizer_options`).
 
     Differences from the paper:
         * Adam on mini-batches of uniformly shuffled positives with ``train.num_negatives``

@@ -31,10 +31,23 @@ each other), so on a shared machine ``OMP_NUM_THREADS=1`` can be much faster.
 On Gowalla's training graph (70,839 nodes, 1.62 M stored entries, d = 64, one thread, shared
 machine): one CSR product 17-19 ms with ``torch.sparse.mm`` (scipy's CSR product 31-50 ms;
 splitting the bipartite matrix into its user-item block ``R`` and ``Rᵀ`` 15-17 ms, no real
-gain, so the single symmetric CSR stays); a training step's 3-layer forward + backward
-(6 products plus the layer sum) 150-210 ms. At batch 2048 the paper's schedule is 396 such
-steps per epoch, which is why ``experiments/lightgcn-gowalla.yaml`` trains with large batches
-and a sampled-softmax loss instead.
+gain, so the single symmetric CSR stays). A LightGCN training step (3-layer forward +
+backward: 6 products, the layer sums, the batch's gather and loss, Adam) took 260-290 ms on
+one thread; profiling it showed more time around the products than in them:
+
+* ``torch.use_deterministic_algorithms`` made torch NaN-fill every new tensor (products'
+  results, gradient buffers): 52 ms a step. :func:`gnnrec.utils.seed.seed_everything` now
+  keeps determinism but switches that debugging fill off.
+* ``torch.sparse.mm`` allocates, zero-fills and copies its result, and converts int64 CSR
+  indices to MKL's int32 on every call: 27 ms per product against 15-17 ms for
+  ``torch.addmm(buf, A, X, beta=0, out=buf)`` with int32 indices (:func:`spmm_into`; the
+  adjacency is built with int32 indices).
+* a separate ``cat`` of the user and item tables and a clone of it per layer mean.
+
+Now a step is ~175 ms on one thread and ~100 ms on two (Gowalla epoch of 50 steps at batch
+16384: 8.8 s and 5.0 s; it was 13-15 s on one thread), the six products being ~100 ms of the
+one-thread step. At batch 2048 the paper's schedule is 396 steps per epoch, which is why
+``experiments/lightgcn-gowalla.yaml`` trains with larger batches.
 
 Functions here take the adjacency as given: the caller guarantees symmetry (it is checked
 only by :func:`is_symmetric`, used in tests).
