@@ -26,8 +26,8 @@ def seed_everything(seed: int, deterministic: bool | None = None) -> torch.Gener
             (``torch.empty``, autograd's gradient buffers) with NaN
             (``torch.utils.deterministic.fill_uninitialized_memory``), a debugging aid for
             code that reads memory it never wrote; that is switched off here because it is
-            not free: on Gowalla a LightGCN training step spent a quarter of its time on
-            these fills (52 ms of 190 ms). gnnrec's code writes what it allocates, and
+            not free: on Gowalla these fills took ~50 ms of a 220-270 ms LightGCN
+            training step (one thread). gnnrec's code writes what it allocates, and
             the reproducibility tests (same seed, same metrics) would catch a read of
             uninitialised memory.
 

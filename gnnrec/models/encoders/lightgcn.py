@@ -165,7 +165,8 @@ class LightGCN(Recommender):
 
     def optimizer_options(self) -> dict[str, bool]:
         """Extra ``torch.optim.Adam`` options the trainer passes (``fused`` when asked for and
-        available: one kernel for both tables' update, ~0.3 s of a 10 s Gowalla epoch)."""
+        available: one kernel for both tables' update; on Gowalla, one thread, Adam took
+        0.85 s of a ~13 s epoch unfused and 0.35 s fused)."""
         dev = self.item_emb.weight.device
         return {"fused": True} if self.config.fused_adam and fused_adam_ok(dev) else {}
 

@@ -36,7 +36,7 @@ backward: 6 products, the layer sums, the batch's gather and loss, Adam) took 26
 one thread; profiling it showed more time around the products than in them:
 
 * ``torch.use_deterministic_algorithms`` made torch NaN-fill every new tensor (products'
-  results, gradient buffers): 52 ms a step. :func:`gnnrec.utils.seed.seed_everything` now
+  results, gradient buffers): ~50 ms a step. :func:`gnnrec.utils.seed.seed_everything` now
   keeps determinism but switches that debugging fill off.
 * ``torch.sparse.mm`` allocates, zero-fills and copies its result, and converts int64 CSR
   indices to MKL's int32 on every call: 27 ms per product against 15-17 ms for
@@ -126,9 +126,9 @@ def spmm_into(adj: torch.Tensor, h: torch.Tensor, buf: torch.Tensor | None) -> t
     """``adj @ h``, written into ``buf`` when given (CPU CSR), else a new tensor.
 
     ``torch.sparse.mm`` on a CPU CSR matrix allocates its result, zero-fills it and copies
-    MKL's output into it (27 ms of a 20 ms product on Gowalla's graph, one thread);
+    MKL's output into it (27 ms per product on Gowalla's graph, one thread);
     ``torch.addmm(buf, adj, h, beta=0, out=buf)`` lets MKL write into a reused buffer
-    (``beta=0``: ``buf``'s old contents are ignored, NaN included).
+    (15-17 ms; ``beta=0``: ``buf``'s old contents are ignored, NaN included).
     """
     if buf is None:
         return torch.sparse.mm(adj, h)
