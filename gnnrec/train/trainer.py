@@ -346,7 +346,7 @@ class Trainer:
             model.parameters(),
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
-            **getattr(model, "optimizer_options", dict)(),  # e.g. {"fused": True} (SR-GNN)
+            **getattr(model, "optimizer_options", dict)(),  # e.g. {"fused": True} (SR-GNN, LightGCN)
         )
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         if cfg.lr_decay_every is not None:

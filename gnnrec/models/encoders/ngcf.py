@@ -12,7 +12,7 @@ from torch import nn
 from gnnrec.graph.data import GraphMeta, TrainData
 from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
 from gnnrec.models.encoders.lightgcn import check_behaviors
-from gnnrec.models.encoders.propagation import edge_dropout, stacked_base, sym_spmm, undirected_entry_ids
+from gnnrec.models.encoders.propagation import edge_dropout, gather_stacked, sym_spmm, undirected_entry_ids
 
 
 class NGCFConfig(ModelConfig):
@@ -159,22 +159,11 @@ class NGCF(Recommender):
         return reg * (u.norm() + pos.norm() + neg.norm()) / b
 
     def _gather(self, emb: EmbDict, batch: PairBatch) -> torch.Tensor:
-        """The batch's rows ``[B (2 + n), D]``: users, positives, then the ``B n`` negatives,
-        gathered with one ``index_select`` from :meth:`encode`'s ``[U + I, D]`` output when
-        ``emb`` is that (:func:`~gnnrec.models.encoders.propagation.stacked_base`; its
-        backward is then one ``index_add_`` into one buffer)."""
-        nu = self.meta.num_users
-        base = stacked_base(emb, nu)
-        if base is not None:
-            return base.index_select(0, torch.cat([batch.user, batch.pos + nu, batch.neg.reshape(-1) + nu]))
-        user, item = emb["user"], emb["item"]
-        return torch.cat(
-            [
-                user.index_select(0, batch.user),
-                item.index_select(0, batch.pos),
-                item.index_select(0, batch.neg.reshape(-1)),
-            ]
-        )
+        """The batch's rows ``[B (2 + n), D]``: users, positives, then the ``B n`` negatives
+        (:func:`~gnnrec.models.encoders.propagation.gather_stacked`: one ``index_select``
+        from :meth:`encode`'s ``[U + I, D]`` output, one ``index_add_`` backward)."""
+        items = torch.cat([batch.pos, batch.neg.reshape(-1)])
+        return gather_stacked(emb, self.meta.num_users, batch.user, items)
 
     def _rows(self, emb: EmbDict, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = batch.user.shape[0]

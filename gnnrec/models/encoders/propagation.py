@@ -65,6 +65,7 @@ __all__ = [
     "SymmetricSpMM",
     "edge_dropout",
     "gather_rows",
+    "gather_stacked",
     "is_symmetric",
     "layer_mean",
     "propagate",
@@ -143,7 +144,7 @@ def _layer_mean(adj: torch.Tensor, parts: tuple[torch.Tensor, ...], num_layers: 
     only by the first product, so the layers are added into the output from the second
     product on.
     """
-    out = parts[0].clone() if len(parts) == 1 else torch.cat(parts)
+    out = torch.cat(parts)  # a new tensor even for one part
     if num_layers == 0:
         return out
     reuse = adj.layout == torch.sparse_csr and adj.device.type == "cpu"
@@ -219,23 +220,31 @@ def stacked_base(emb: dict[str, torch.Tensor], num_users: int) -> torch.Tensor |
     return None
 
 
-def gather_rows(
+def gather_stacked(
     emb: dict[str, torch.Tensor], num_users: int, users: torch.Tensor, items: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(emb["user"][users], emb["item"][items])`` with one ``index_select`` when possible.
+) -> torch.Tensor:
+    """``cat([emb["user"][users], emb["item"][items.reshape(-1)]])`` ``[B + n, d]``, with one
+    ``index_select`` when possible.
 
     ``index_select``'s backward is an ``index_add_`` (on the CPU much cheaper than the
     accumulating ``index_put_`` behind advanced indexing). When ``user`` and ``item`` are
     the two row ranges of one ``[U + I, d]`` tensor (:func:`stacked_base`: the ``encode``
     output of the propagation models), the rows are gathered from that tensor directly, so
     the backward pass writes one ``[U + I, d]`` gradient buffer instead of one per view
-    plus their sum. ``items`` may have any shape; its rows come back as
-    ``[*items.shape, d]``.
+    plus their sum; otherwise each table is gathered and the rows concatenated.
     """
     base = stacked_base(emb, num_users)
     if base is None:
-        return emb["user"].index_select(0, users), emb["item"].index_select(0, items.reshape(-1)).view(*items.shape, -1)
-    rows = base.index_select(0, torch.cat([users, items.reshape(-1) + num_users]))
+        return torch.cat([emb["user"].index_select(0, users), emb["item"].index_select(0, items.reshape(-1))])
+    return base.index_select(0, torch.cat([users, items.reshape(-1) + num_users]))
+
+
+def gather_rows(
+    emb: dict[str, torch.Tensor], num_users: int, users: torch.Tensor, items: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(emb["user"][users], emb["item"][items])`` as two views of :func:`gather_stacked`'s
+    rows. ``items`` may have any shape; its rows come back as ``[*items.shape, d]``."""
+    rows = gather_stacked(emb, num_users, users, items)
     b = users.shape[0]
     return rows[:b], rows[b:].view(*items.shape, -1)
 
