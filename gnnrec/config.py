@@ -94,6 +94,10 @@ class SplitConfig(_Section):
     # `last` holds out the last training target event of a random share of the users
     # (sessions), history strictly before it (the next-item protocol of session datasets)
     valid_carve: Literal["pairs", "last"] = "pairs"
+    # given + valid_carve pairs: the carved pairs' other-behaviour training events (e.g. the
+    # view before a carved buy) leave the graph (`exclude`) or stay (`keep`), as a given
+    # test pair's do in datasets like tmall-mb, so validation looks like the test
+    valid_context: Literal["exclude", "keep"] = "exclude"
     cold_ratio: float = Field(0.2, gt=0, lt=1)  # cold_user/cold_item: share of eligible users/items held out
     cold_k: int = Field(3, ge=0)  # cold_user: a cold user's first k events (by time) stay in training
 
@@ -103,6 +107,16 @@ class SplitConfig(_Section):
         if any(r < 0 for r in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
             raise ValueError(f"ratios must be non-negative, sum to 1 and train > 0, got {list(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _context_needs_pair_carve(self) -> SplitConfig:
+        if self.valid_context == "keep" and (self.mode != "given" or self.valid_carve != "pairs"):
+            raise ValueError(
+                "valid_context 'keep' applies to validation pairs carved from a given split "
+                f"(mode 'given', valid_carve 'pairs'), got mode '{self.mode}', valid_carve "
+                f"'{self.valid_carve}'"
+            )
+        return self
 
 
 class FeaturesConfig(_Section):
@@ -160,12 +174,22 @@ class TrainConfig(_Section):
     # models with `supports_shared_negatives`, e.g. lightgcn); in_batch: the pool is the
     # positive items of the batch's first num_negatives pairs (popularity-distributed)
     neg_sampling: Literal["per_pair", "shared", "in_batch"] = "per_pair"
+    # multi-channel BPR negatives (per_pair only): each negative is, with probability
+    # behavior_negative_share, an item the user has a training event with in one of these
+    # behaviours but that is not a positive (e.g. viewed, not bought); see
+    # gnnrec.data.sampling.BehaviorNegativeSampler. () = uniform negatives only
+    behavior_negatives: tuple[str, ...] = ()
+    behavior_negative_share: float = Field(0.5, ge=0, le=1)
     time_budget_min: float | None = Field(None, gt=0)  # stop after this many minutes of training (validation excluded)
     # clock of time_budget_min: wall (perf_counter) or cpu (this process's CPU time: on a
     # shared machine where the process waits or is paused, cpu counts only its own work)
     time_budget_clock: Literal["wall", "cpu"] = "wall"
     checkpoint_every: int | None = Field(None, ge=1)  # write <run dir>/checkpoint.pt every n epochs; None = never
     resume: bool = False  # continue from <run dir>/checkpoint.pt when it exists (gnnrec run --out DIR --set train.resume=true)
+    # after early stopping, train a fresh model (same seed) on training + validation pairs
+    # for the selected number of epochs and test that one (split modes random and given
+    # with carved validation pairs; see gnnrec.runner.refit_split)
+    refit: bool = False
 
     @field_validator("lr_decay_at")
     @classmethod
@@ -377,6 +401,17 @@ class ExperimentConfig(_Section):
     rerank: RerankConfig = Field(default_factory=RerankConfig)  # test-time re-ranking (explore)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)  # offline replay (gnnrec replay)
     drift: DriftConfig = Field(default_factory=DriftConfig)  # drift analysis and evaluation buckets
+
+    @model_validator(mode="after")
+    def _refit_split(self) -> ExperimentConfig:
+        if self.train.refit and self.split.mode not in ("random", "given"):
+            raise ValueError(
+                f"train.refit needs split.mode 'random' or 'given' (validation pairs that can "
+                f"rejoin training), got '{self.split.mode}'"
+            )
+        if self.train.refit and self.split.mode == "given" and self.split.valid_carve != "pairs":
+            raise ValueError("train.refit with split.mode 'given' needs split.valid_carve 'pairs'")
+        return self
 
     @model_validator(mode="after")
     def _monitor_is_evaluated(self) -> ExperimentConfig:

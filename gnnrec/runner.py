@@ -194,11 +194,31 @@ def run_model(
         data = prepared.data.to(device) if prepared.data.device != device else prepared.data
         model.eval()
         with torch.no_grad():
+            emb = model.encode(data)
+            valid_res = evaluator.evaluate(model, emb, prepared.valid) if has_valid else None
+        refit_info: dict[str, Any] | None = None
+        saved_split = prepared.split
+        if cfg.train.refit and has_valid and fit.best_epoch > 0:
+            with torch.no_grad():  # reported beside the refit model's, never used to choose
+                selected_test = evaluator.evaluate(model, emb, prepared.test).metrics
+            saved_split = refit_split(prepared.table, prepared.split, cfg)
+            model, data, refit_fit = _refit(cfg, prepared, saved_split, fit.best_epoch, device, run_dir, progress)
+            refit_info = {
+                "epochs": refit_fit.epochs,
+                "fit_s": refit_fit.fit_s,
+                "train_pairs_added": int(((saved_split.assign == TRAIN) & (prepared.split.assign != TRAIN)).sum()),
+                "selected_model_test": selected_test,
+            }
+        elif cfg.train.refit:
+            log.warning("train.refit: no validation-selected epoch (no validation set or no epoch); no refit")
+        if saved_split is not prepared.split:
+            np.savez_compressed(run_dir / "split.npz", assign=saved_split.assign, target=saved_split.target)
+        model.eval()
+        with torch.no_grad():
             t = time.perf_counter()
             emb = model.encode(data)
             test_res = evaluator.evaluate(model, emb, prepared.test, progress=progress)
             eval_s = time.perf_counter() - t
-            valid_res = evaluator.evaluate(model, emb, prepared.valid) if has_valid else None
 
         _per_user_frame(prepared.table, test_res.per_user).write_parquet(run_dir / "per_user_test.parquet")
         if valid_res is not None:
@@ -220,6 +240,7 @@ def run_model(
                 "eval_s": eval_s,
                 **prepared.timing,
             },
+            **({"refit": refit_info} if refit_info is not None else {}),
             "peak_rss_mb": peak_rss_mb(),
             "device": str(device),
             "seed": cfg.seed,
@@ -243,6 +264,69 @@ def run_model(
         tb.close()
         log.info("run directory: %s", run_dir)
     return RunResult(run_dir, metrics)
+
+
+def refit_split(table: InteractionTable, split: Split, cfg: ExperimentConfig) -> Split:
+    """The split of ``train.refit``: the validation pairs rejoin training.
+
+    ``given`` with validation carved from training (``split.valid_from_train``): the given
+    split rebuilt without the carve, so the carved pairs and any context events the carve
+    excluded are training events again. Otherwise (``random``, or a given split with its own
+    validation rows) every VALID row becomes TRAIN; events the split EXCLUDED stay out (under
+    ``random`` the other behaviours of a held-out pair). TEST rows never change.
+
+    Raises:
+        ConfigError: a split mode other than ``random`` or ``given``.
+    """
+    from gnnrec.data.splits import make_split
+    from gnnrec.errors import ConfigError
+
+    if split.mode not in ("random", "given"):
+        raise ConfigError(f"train.refit needs split.mode 'random' or 'given', got '{split.mode}'")
+    if split.mode == "given" and split.info.get("valid_carved"):
+        refit = make_split(table, cfg.split.model_copy(update={"valid_from_train": False}), cfg.seed)
+        assert ((refit.assign == TEST) == (split.assign == TEST)).all()
+        return Split(refit.assign, refit.target, refit.mode, {**refit.info, "refit": True})
+    assign = split.assign.copy()
+    assign[assign == VALID] = TRAIN
+    return Split(assign, split.target, split.mode, {**split.info, "refit": True})
+
+
+def _refit(
+    cfg: ExperimentConfig,
+    prepared: PreparedData,
+    split: Split,
+    epochs: int,
+    device: torch.device,
+    run_dir: Path,
+    progress: bool,
+) -> tuple[Any, TrainData, Any]:
+    """Train a fresh model (seeded as the first) on ``split``'s training events for
+    ``epochs`` epochs, without validation; TensorBoard events under ``tb/refit``."""
+    from gnnrec.features import attach_item_features
+    from gnnrec.graph.build import build_train_data
+    from gnnrec.models import build_model
+    from gnnrec.train.callbacks import TensorBoardCallback
+    from gnnrec.train.trainer import Trainer
+    from gnnrec.utils.seed import seed_everything
+
+    data = build_train_data(prepared.table, split, cfg.graph, cfg.train.positives)
+    attach_item_features(cfg.features, cfg.data.dataset, prepared.table, split, data)
+    log.info(
+        "train.refit: a fresh model on training + validation (%d training events, %d before) for %d epochs",
+        int((split.assign == TRAIN).sum()),
+        int((prepared.split.assign == TRAIN).sum()),
+        epochs,
+    )
+    generator = seed_everything(cfg.seed)
+    model = build_model(cfg.model, data.meta)
+    train_cfg = cfg.train.model_copy(update={"epochs": epochs, "refit": False, "resume": False})
+    tb = TensorBoardCallback(run_dir / "tb" / "refit")
+    trainer = Trainer(train_cfg, device, generator, callbacks=[tb], progress=progress, checkpoint_dir=run_dir / "refit")
+    fit = trainer.fit(model, data, None)
+    tb.close()
+    data = data.to(device) if data.device != device else data
+    return model, data, fit
 
 
 def _hparams(cfg: ExperimentConfig) -> dict[str, Any]:

@@ -44,7 +44,10 @@ Modes (``split.mode``):
     validation rows, validation pairs are carved per user from the training target pairs
     exactly like ``random`` with a validation share of ``ratios[1] / (ratios[0] +
     ratios[1])`` (the share of the non-test part, so the default 0.8/0.1/0.1 carves 1/9 of
-    the training pairs), and the carved pairs' other training events are EXCLUDED. With
+    the training pairs), and the carved pairs' other training events are EXCLUDED
+    (``split.valid_context: exclude``) or kept in training (``keep``: a carved pair then
+    looks like a given test pair, whose earlier views/carts of the item the dataset keeps in
+    training; only the carved target events leave the graph). With
     ``split.valid_carve: last`` (next-item / session protocols) the same share of the users
     with a training target event strictly before their last one is drawn instead, and each
     drawn user's last training target event (by (ts, row)) becomes VALID, its training events
@@ -233,11 +236,15 @@ def _hold_out_pairs(
     min_user_targets: int,
     rng: np.random.Generator,
     excluded: dict[str, int],
+    keep_context: bool = False,
 ) -> None:
     """Hold out target pairs per user by systematic sampling; updates ``assign`` in place.
 
     ``eligible`` marks the target-behaviour rows (their TRAIN ones may be held out); only rows
     that are TRAIN in ``assign`` are touched (so a given split's test rows stay as they are).
+    A held-out pair's other training events leave the graph (EXCLUDED) unless
+    ``keep_context``: then only its target events do, and its other behaviours' events stay
+    in training.
     """
     rows = np.flatnonzero(eligible & (assign == TRAIN))
     excluded.setdefault("heldout_pair_duplicate_target", 0)
@@ -277,8 +284,11 @@ def _hold_out_pairs(
     if not held.any():
         return
     held_keys = pair_key[held]
-    # every training event of a held-out pair (any behaviour) leaves the graph ...
+    # every training event of a held-out pair (any behaviour; only target ones with
+    # keep_context) leaves the graph ...
     in_train = assign == TRAIN
+    if keep_context:
+        in_train &= eligible
     if in_train.all():  # the random split of a whole log: no gathers needed
         hit = np.flatnonzero(_in_set(held_keys, _pair_keys(table)))
     else:
@@ -392,11 +402,22 @@ def _given(
         info["valid_carved"] = share > 0
         info["valid_carve_share"] = share
         info["valid_carve"] = cfg.valid_carve
+        info["valid_context"] = cfg.valid_context
         rng = np.random.default_rng(seed)
         if cfg.valid_carve == "last":
             _hold_out_last(table, assign, is_target, share, rng, excluded)
         else:
-            _hold_out_pairs(table, assign, is_target, share, 0.0, cfg.min_user_targets, rng, excluded)
+            _hold_out_pairs(
+                table,
+                assign,
+                is_target,
+                share,
+                0.0,
+                cfg.min_user_targets,
+                rng,
+                excluded,
+                keep_context=cfg.valid_context == "keep",
+            )
     return assign
 
 

@@ -96,13 +96,14 @@ class Recommender(nn.Module):
         """Extra loss term (e.g. L2 on the batch's ego embeddings); default 0."""
         return torch.zeros((), device=batch.user.device)
 
-    def loss(self, emb: EmbDict, batch: PairBatch, kind: str = "bpr") -> torch.Tensor:
+    def loss(self, emb: EmbDict, batch: PairBatch, kind: str = "bpr", temperature: float = 0.1) -> torch.Tensor:
         from gnnrec import losses
 
         pos = self.score(emb, batch.user, batch.pos)  # [B]
         n = batch.neg.shape[1]
         neg = self.score(emb, batch.user.repeat_interleave(n), batch.neg.reshape(-1)).view(-1, n)
-        return losses.get(kind)(pos, neg) + self.regularization(emb, batch)
+        extra = {"temperature": temperature} if kind in losses.TEMPERATURE_LOSSES else {}
+        return losses.get(kind)(pos, neg, **extra) + self.regularization(emb, batch)
 
     @torch.no_grad()
     def recommend(

@@ -35,6 +35,7 @@ training time (e.g. a test-set learning curve in ``benchmarks/reproduce_gowalla.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import os
 import pickle
@@ -48,13 +49,15 @@ import torch
 from tqdm.auto import tqdm
 
 from gnnrec.config import TrainConfig
-from gnnrec.data.sampling import UniformNegativeSampler, UserUniformPairs, pairs_for_epoch
+from gnnrec.data.sampling import BehaviorNegativeSampler, UniformNegativeSampler, UserUniformPairs, pairs_for_epoch
 from gnnrec.errors import ConfigError, GnnrecError
 from gnnrec.graph.data import TrainData
 from gnnrec.models.base import EmbDict, PairBatch, Recommender
 from gnnrec.train.callbacks import Callback, StopTraining
 
 __all__ = ["CHECKPOINT_NAME", "Callback", "FitResult", "StopTraining", "Trainer", "ValidateFn"]
+
+log = logging.getLogger("gnnrec")
 
 #: file name of the checkpoint in the checkpoint directory (the run directory)
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -196,7 +199,7 @@ class Trainer:
     @staticmethod
     def _pair_batches(
         pos_index: torch.Tensor,
-        sampler: UniformNegativeSampler,
+        sampler: UniformNegativeSampler | BehaviorNegativeSampler,
         gen: torch.Generator,
         batch_size: int,
         num_negatives: int,
@@ -219,6 +222,29 @@ class Trainer:
             else:
                 neg = sampler.sample(user, num_negatives)
             yield PairBatch(user, pos, neg)
+
+    def _behavior_sampler(
+        self, model: Recommender, data: TrainData, base: UniformNegativeSampler
+    ) -> BehaviorNegativeSampler:
+        """``train.behavior_negatives``: the uniform sampler with a share of behaviour
+        negatives (training edges of those behaviours that are not positives)."""
+        cfg = self.cfg
+        name = type(model).__name__
+        if cfg.neg_sampling != "per_pair" or hasattr(model, "train_batches"):
+            raise ConfigError(
+                f"train.behavior_negatives needs per-pair negatives from the trainer (train.neg_sampling "
+                f"'per_pair', a model without its own batches), got '{cfg.neg_sampling}' with {name}"
+            )
+        missing = [b for b in cfg.behavior_negatives if b not in data.edge_index]
+        if missing:
+            raise ConfigError(
+                f"train.behavior_negatives: behaviour '{missing[0]}' is not an edge type of the training "
+                f"graph {list(data.edge_index)}"
+            )
+        aux = torch.cat([data.edge_index[b] for b in cfg.behavior_negatives], dim=1)
+        sampler = BehaviorNegativeSampler(base, aux, model.meta.num_users, cfg.behavior_negative_share)
+        log.info("train.behavior_negatives %s: %r", list(cfg.behavior_negatives), sampler)
+        return sampler
 
     def _loss_fn(self, model: Recommender) -> Callable[[EmbDict, PairBatch], torch.Tensor]:
         """``model.loss`` bound to ``train.loss`` (and ``train.temperature`` where used);
@@ -339,9 +365,11 @@ class Trainer:
             )
         gen = self._device_generator()
         # cold-start splits restrict negatives to items with a training event (graph.build)
-        sampler = UniformNegativeSampler(
+        sampler: UniformNegativeSampler | BehaviorNegativeSampler = UniformNegativeSampler(
             model.meta.num_items, pos_index, gen, candidates=data.cache.get("negative_items")
         )
+        if cfg.behavior_negatives:
+            sampler = self._behavior_sampler(model, data, sampler)
         optimizer = torch.optim.Adam(
             model.parameters(),
             lr=cfg.lr,

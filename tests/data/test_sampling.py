@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnnrec.data.sampling import UniformNegativeSampler, UserUniformPairs, pairs_for_epoch
+from gnnrec.data.sampling import BehaviorNegativeSampler, UniformNegativeSampler, UserUniformPairs, pairs_for_epoch
 from gnnrec.errors import GnnrecError
 
 PROPS = settings(max_examples=50, deadline=None)
@@ -136,3 +136,50 @@ def test_negatives_never_positive_property(
     assert torch.equal(
         neg, UniformNegativeSampler(num_items, pos, gen(seed), rejection_rounds=seed % 3).sample(users, n)
     )
+
+
+# ------------------------------------------------------------------ behaviour negatives
+def behavior_sampler(share: float, seed: int = 0) -> BehaviorNegativeSampler:
+    # positives: user 0 bought 1, 2; user 1 bought 0. Views: user 0 viewed 1 (a positive),
+    # 5 and 7 (twice); user 1 viewed 0 (a positive) only; user 2 viewed 3, no positive
+    pos = torch.tensor([[0, 0, 1], [1, 2, 0]])
+    views = torch.tensor([[0, 0, 0, 0, 1, 2], [1, 5, 7, 7, 0, 3]])
+    return BehaviorNegativeSampler(UniformNegativeSampler(50, pos, gen(seed)), views, 4, share)
+
+
+def test_behavior_negatives_share_one_draws_only_viewed_non_positives() -> None:
+    s = behavior_sampler(1.0)
+    assert s.items.tolist() == [5, 7, 3] and s.deg.tolist() == [2, 0, 1, 0]
+    neg = s.sample(torch.tensor([0, 2, 1, 3]), 400)
+    assert set(neg[0].tolist()) == {5, 7}  # both, each about half of the draws
+    assert 150 < int((neg[0] == 5).sum()) < 250
+    assert set(neg[1].tolist()) == {3}
+    # users without a behaviour negative keep uniform non-positives
+    assert 0 not in neg[2].tolist() and len(set(neg[2].tolist())) > 20
+    assert len(set(neg[3].tolist())) > 20
+
+
+def test_behavior_negatives_share_zero_is_the_uniform_sampler() -> None:
+    users = torch.tensor([0, 1, 2, 0])
+    plain = UniformNegativeSampler(50, torch.tensor([[0, 0, 1], [1, 2, 0]]), gen(3)).sample(users, 30)
+    assert torch.equal(behavior_sampler(0.0, seed=3).sample(users, 30), plain)
+
+
+def test_behavior_negative_share_and_determinism() -> None:
+    a = behavior_sampler(0.3, seed=5).sample(torch.zeros(20000, dtype=torch.long), 1)
+    b = behavior_sampler(0.3, seed=5).sample(torch.zeros(20000, dtype=torch.long), 1)
+    assert torch.equal(a, b)
+    hard = ((a == 5) | (a == 7)).float().mean().item()
+    # 0.3 swapped, plus uniform draws that land on 5 or 7 (2 of 48 non-positives)
+    assert hard == pytest.approx(0.3 + 0.7 * 2 / 48, abs=0.015)
+    assert not ((a == 1) | (a == 2)).any()
+
+
+def test_behavior_negatives_refuse_bad_input() -> None:
+    with pytest.raises(ValueError, match="share must be in"):
+        behavior_sampler(1.5)
+    base = UniformNegativeSampler(10, torch.tensor([[0], [1]]), gen(), candidates=torch.arange(5))
+    with pytest.raises(GnnrecError, match="cold-start"):
+        BehaviorNegativeSampler(base, torch.tensor([[0], [2]]), 1, 0.5)
+    with pytest.raises(GnnrecError, match="per_pair"):
+        behavior_sampler(0.5).sample_shared(3)

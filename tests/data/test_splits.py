@@ -179,6 +179,45 @@ def test_given_split_and_carving() -> None:
         assert not pair_set(table, np.flatnonzero(a == VALID)) & message_passing_pairs(table, split)
 
 
+def test_given_carve_keep_context() -> None:
+    # the same log as above; with valid_context keep a carved buy's view stays in training
+    table = make_table(
+        users=[0, 0, 0, 0, 0, 1, 1, 1, 1, 1],
+        items=[0, 1, 2, 0, 3, 0, 1, 1, 2, 0],
+        behaviors=["buy", "buy", "buy", "view", "buy", "buy", "buy", "view", "view", "buy"],
+        ts=[1, 2, 3, 4, 9, 1, 2, 3, 9, 5],
+        given=["train", "train", "train", "train", "test", "train", "train", "train", "test", "train"],
+    )
+    cfg = SplitConfig(mode="given", ratios=(0.25, 0.5, 0.25), valid_context="keep")
+    seen = set()
+    for seed in range(8):
+        split = make_split(table, cfg, seed)
+        check_common(table, split)
+        a = split.assign
+        assert split.info["valid_context"] == "keep"
+        assert a[3] == TRAIN and a[7] == TRAIN  # the views stay, carved or not
+        assert a[4] == TEST and a[8] == EXCLUDED
+        assert sorted(a[[0, 1, 2]].tolist()) == [TRAIN, VALID, VALID]
+        # user 1 bought item 0 twice (rows 5 and 9): a carved pair loses both buy events
+        if a[5] == VALID or a[9] == VALID:
+            seen.add("dup")
+            assert sorted(a[[5, 9]].tolist()) == [EXCLUDED, VALID] and a[6] == TRAIN
+            assert split.info["excluded_by_reason"]["heldout_pair_duplicate_target"] == 1
+        else:
+            seen.add("single")
+            assert a[6] == VALID and a[5] == a[9] == TRAIN
+        assert "heldout_pair_other_behavior" not in split.info["excluded_by_reason"]  # zero counts are dropped
+        # no carved buy is a message-passing buy edge; its view is one
+        valid_pairs = pair_set(table, np.flatnonzero(a == VALID))
+        buy_train = pair_set(table, np.flatnonzero((a == TRAIN) & (table.behavior == BUY)))
+        assert not valid_pairs & buy_train
+    assert seen == {"dup", "single"}
+    with pytest.raises(ValueError, match="valid_context 'keep' applies"):
+        SplitConfig(mode="given", valid_carve="last", valid_context="keep")
+    with pytest.raises(ValueError, match="valid_context 'keep' applies"):
+        SplitConfig(mode="random", valid_context="keep")
+
+
 def test_given_carve_last_exact() -> None:
     # user 0: buys at ts 1, 2, 3 and a view at ts 3 (tied with its last buy); user 1: buys at
     # 1, 2 (eligible); user 2: one buy (ineligible); user 3: a given test; user 4: two buys

@@ -120,10 +120,11 @@ def test_schema_parses_types_and_shorthand() -> None:
         (
             "train.lrr",
             (
-                "unknown config key 'lrr' in train (known: batch_size, checkpoint_every, epochs, eval_every, "
+                "unknown config key 'lrr' in train (known: batch_size, behavior_negative_share, "
+                "behavior_negatives, checkpoint_every, epochs, eval_every, "
                 "grad_clip, loss, lr, lr_decay, lr_decay_at, lr_decay_every, monitor, neg_sampling, num_negatives, "
                 "pair_sampling, patience, "
-                "positives, resume, temperature, time_budget_clock, time_budget_min, weight_decay)"
+                "positives, refit, resume, temperature, time_budget_clock, time_budget_min, weight_decay)"
             ),
         ),
         ("model.params.dimm", f"unknown config key 'dimm' in model.params of mf_bpr (known: {MF_KEYS})"),

@@ -129,8 +129,25 @@ def test_unsupported_loss_options_are_config_errors() -> None:
     mf = build_model(ModelSpec(name="mf_bpr", params={"dim": 4}), data.meta)
     with pytest.raises(ConfigError, match="neg_sampling: 'shared' is not supported by MFBPR"):
         fit(mf, data, tcfg())
-    with pytest.raises(ConfigError, match="'softmax' .* is not supported by MFBPR"):
-        fit(mf, data, tcfg(neg_sampling="per_pair"))
+    ngcf = build_model(ModelSpec(name="ngcf", params={"dim": 4}), data.meta)
+    with pytest.raises(ConfigError, match="'softmax' .* is not supported by NGCF"):
+        fit(ngcf, data, tcfg(neg_sampling="per_pair"))
+
+
+def test_generic_loss_takes_the_softmax_temperature() -> None:
+    data = block_data()
+    torch.manual_seed(0)
+    mf = build_model(ModelSpec(name="mf_bpr", params={"dim": 4, "reg": 0.0}), data.meta)
+    emb = mf.encode(data)
+    batch = PairBatch(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([[5, 6], [7, 8]]))
+    pos = mf.score(emb, batch.user, batch.pos)
+    neg = mf.score(emb, batch.user.repeat_interleave(2), batch.neg.reshape(-1)).view(2, 2)
+    for t in (0.1, 0.5):
+        expected = losses.softmax(pos, neg, temperature=t)
+        assert torch.allclose(mf.loss(emb, batch, "softmax", temperature=t), expected)
+    assert not torch.allclose(mf.loss(emb, batch, "softmax", temperature=0.1), mf.loss(emb, batch, "softmax", temperature=0.5))
+    # the trainer passes train.temperature to it
+    fit(mf, data, tcfg(neg_sampling="per_pair", temperature=0.5, epochs=1))
 
 
 def test_softmax_training_learns_blocks() -> None:

@@ -150,6 +150,53 @@ def test_pair_sampling_users_refused_by_models_with_own_batches() -> None:
         fit(model, data, cfg(epochs=1, pair_sampling="users"))
 
 
+def view_buy_data() -> TrainData:
+    """3 users x 20 items: user 0 bought 0, 1 and viewed 0..4; user 1 bought 5 and viewed
+    5, 6; user 2 bought 7 and viewed nothing else."""
+    from gnnrec.graph.data import GraphMeta
+
+    buys = torch.tensor([[0, 0, 1, 2], [0, 1, 5, 7]])
+    views = torch.tensor([[0, 0, 0, 0, 0, 1, 1], [0, 1, 2, 3, 4, 5, 6]])
+    z = {b: torch.zeros(e.shape[1], dtype=torch.long) for b, e in (("view", views), ("buy", buys))}
+    return TrainData(
+        meta=GraphMeta(3, 20, 1, ("view", "buy"), "buy"),
+        edge_index={"view": views, "buy": buys},
+        edge_ts=z,
+        edge_count={b: v + 1 for b, v in z.items()},
+        pos_index=buys,
+        item_category=torch.zeros(20, dtype=torch.long),
+    )
+
+
+def test_behavior_negatives_reach_the_loss() -> None:
+    data = view_buy_data()
+    model = mf(data)
+    seen: list[PairBatch] = []
+    base_loss = model.loss
+
+    def spy(emb: EmbDict, batch: PairBatch, kind: str = "bpr") -> torch.Tensor:
+        seen.append(batch)
+        return base_loss(emb, batch, kind)
+
+    model.loss = spy  # type: ignore[method-assign]
+    fit(model, data, cfg(epochs=30, batch_size=4, num_negatives=3, behavior_negatives=("view",), behavior_negative_share=1.0))
+    user = torch.cat([b.user for b in seen])
+    neg = torch.cat([b.neg for b in seen])
+    assert set(neg[user == 0].flatten().tolist()) == {2, 3, 4}  # viewed, not bought
+    assert set(neg[user == 1].flatten().tolist()) == {6}
+    assert len(set(neg[user == 2].flatten().tolist())) > 5  # no behaviour negative: uniform
+    assert not (neg[user == 2] == 7).any()
+
+
+def test_behavior_negatives_config_errors() -> None:
+    data = view_buy_data()
+    with pytest.raises(ConfigError, match="behaviour 'cart' is not an edge type of the training graph"):
+        fit(mf(data), data, cfg(epochs=1, behavior_negatives=("cart",)))
+    lgcn = build_model(ModelSpec(name="lightgcn", params={"dim": 4}), data.meta)
+    with pytest.raises(ConfigError, match="train.behavior_negatives needs per-pair negatives"):
+        fit(lgcn, data, cfg(epochs=1, behavior_negatives=("view",), neg_sampling="shared"))
+
+
 def test_step_lr_decay_schedule() -> None:
     data = block_data()
     result = fit(mf(data), data, cfg(epochs=7, lr=0.01, lr_decay_every=3, lr_decay=0.5))
