@@ -11,7 +11,9 @@ The run directory contract (later tools rely on it)::
     per_user_valid.parquet per-user validation metrics of the restored best model
     history.csv            per-epoch loss and validation metrics
     model.pt               best weights (state_dict) for later analysis commands
-    split.npz              split assignment per table row (reproducibility, explanations)
+                           (with train.refit: the refit model's)
+    split.npz              split assignment per table row (reproducibility, explanations;
+                           with train.refit: the refit split, validation pairs in training)
     vocab/                 users.csv, items.csv, categories.csv (index → id)
     tb/                    TensorBoard events: train/loss, valid/<metric>, hparams
     env.json               commit, package versions, machine
