@@ -158,7 +158,9 @@ class MBCascade(Recommender):
           from the training graph (not an edge type, or no training edges) is skipped, and
           the cascade links its neighbours directly.
         * Adam on mini-batches of shuffled positives with uniform negatives from the generic
-          trainer (MB-CGCN samples one positive/negative per user per step).
+          trainer (MB-CGCN samples one positive/negative per user per step);
+          ``train.behavior_negatives`` swaps a share of them for items the user viewed or
+          carted but did not buy (multi-channel BPR; the Tmall config uses 20%).
 
     Propagation uses the cached per-behaviour CSR adjacencies and
     :func:`~gnnrec.models.encoders.propagation.propagate` (symmetric SpMM, no transpose in
