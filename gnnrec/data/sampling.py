@@ -286,10 +286,6 @@ class BehaviorNegativeSampler:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(share={self.share}, behavior_negatives={self.items.numel()})"
 
-    @property
-    def candidates(self) -> torch.Tensor | None:
-        return None
-
     def sample(self, user: torch.Tensor, n: int) -> torch.Tensor:
         """``[B, n]`` negatives: uniform non-positives, each replaced with probability
         ``share`` by a uniform behaviour negative of the row's user (when it has one)."""
