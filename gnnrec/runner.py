@@ -84,7 +84,6 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
     from gnnrec.data.interactions import build_interactions
     from gnnrec.data.schema import validate_log
     from gnnrec.data.splits import make_split
-    from gnnrec.graph.build import build_train_data
 
     timing: dict[str, float] = {}
     t = time.perf_counter()
@@ -98,10 +97,7 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
         log.warning("dropped %d rows: %s", count, reason)
     t = time.perf_counter()
     split = make_split(table, cfg.split, cfg.seed)
-    data = build_train_data(table, split, cfg.graph, cfg.train.positives)
-    from gnnrec.features import attach_item_features
-
-    attach_item_features(cfg.features, cfg.data.dataset, table, split, data)  # no-op when unset
+    data = _train_data(cfg, table, split)
     valid = build_targets(table, split, "valid", cfg.eval.mask)
     test = build_targets(table, split, "test", cfg.eval.mask)
     timing["split_graph_s"] = time.perf_counter() - t
@@ -122,6 +118,16 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
         s["excluded"],
     )
     return prepared
+
+
+def _train_data(cfg: ExperimentConfig, table: InteractionTable, split: Split) -> TrainData:
+    """The training graph of ``split`` with the configured item features attached."""
+    from gnnrec.features import attach_item_features
+    from gnnrec.graph.build import build_train_data
+
+    data = build_train_data(table, split, cfg.graph, cfg.train.positives)
+    attach_item_features(cfg.features, cfg.data.dataset, table, split, data)  # no-op when unset
+    return data
 
 
 class _FileLog:
@@ -305,15 +311,12 @@ def _refit(
 ) -> tuple[Any, TrainData, Any]:
     """Train a fresh model (seeded as the first) on ``split``'s training events for
     ``epochs`` epochs, without validation; TensorBoard events under ``tb/refit``."""
-    from gnnrec.features import attach_item_features
-    from gnnrec.graph.build import build_train_data
     from gnnrec.models import build_model
     from gnnrec.train.callbacks import TensorBoardCallback
     from gnnrec.train.trainer import Trainer
     from gnnrec.utils.seed import seed_everything
 
-    data = build_train_data(prepared.table, split, cfg.graph, cfg.train.positives)
-    attach_item_features(cfg.features, cfg.data.dataset, prepared.table, split, data)
+    data = _train_data(cfg, prepared.table, split)
     log.info(
         "train.refit: a fresh model on training + validation (%d training events, %d before) for %d epochs",
         int((split.assign == TRAIN).sum()),

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from gnnrec.errors import ConfigError
+
 #: ``TrainData.cache`` entries that are inputs, not derived structures: :meth:`TrainData.to`
 #: carries them over (item feature matrix and its fusion mode, negative-sampling candidates)
 PORTABLE_CACHE_KEYS: tuple[str, ...] = ("item_features", "item_feature_fusion", "negative_items")
@@ -29,6 +31,26 @@ class GraphMeta:
     behaviors: tuple[str, ...]  # behaviours present as message-passing edge types
     target_behavior: str
     add_reverse: bool = True  # graph.add_reverse: HeteroData gets rev_<behaviour> / rev_belongs_to
+
+
+def check_behaviors(behaviors: tuple[str, ...] | None, meta: GraphMeta, key: str) -> tuple[str, ...] | None:
+    """Validate a ``behaviors`` option (a model's, ``train.behavior_negatives``) against
+    the graph's edge types; ``key`` names the option in the error.
+
+    Returns the de-duplicated tuple (``None`` stays ``None`` = all edge behaviours).
+
+    Raises:
+        ConfigError: a behaviour that is not an edge type of the training graph.
+    """
+    if behaviors is None:
+        return None
+    unknown = [b for b in behaviors if b not in meta.behaviors]
+    if unknown:
+        raise ConfigError(
+            f"{key}: behaviour '{unknown[0]}' is not an edge type of the training graph "
+            f"(graph edge behaviours: {list(meta.behaviors)}; see graph.behaviors)"
+        )
+    return tuple(dict.fromkeys(behaviors))
 
 
 @dataclass

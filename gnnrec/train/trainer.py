@@ -49,9 +49,14 @@ import torch
 from tqdm.auto import tqdm
 
 from gnnrec.config import TrainConfig
-from gnnrec.data.sampling import BehaviorNegativeSampler, UniformNegativeSampler, UserUniformPairs, pairs_for_epoch
+from gnnrec.data.sampling import (
+    BehaviorNegativeSampler,
+    UniformNegativeSampler,
+    UserUniformPairs,
+    pairs_for_epoch,
+)
 from gnnrec.errors import ConfigError, GnnrecError
-from gnnrec.graph.data import TrainData
+from gnnrec.graph.data import TrainData, check_behaviors
 from gnnrec.models.base import EmbDict, PairBatch, Recommender
 from gnnrec.train.callbacks import Callback, StopTraining
 
@@ -235,13 +240,8 @@ class Trainer:
                 f"train.behavior_negatives needs per-pair negatives from the trainer (train.neg_sampling "
                 f"'per_pair', a model without its own batches), got '{cfg.neg_sampling}' with {name}"
             )
-        missing = [b for b in cfg.behavior_negatives if b not in data.edge_index]
-        if missing:
-            raise ConfigError(
-                f"train.behavior_negatives: behaviour '{missing[0]}' is not an edge type of the training "
-                f"graph {list(data.edge_index)}"
-            )
-        aux = torch.cat([data.edge_index[b] for b in cfg.behavior_negatives], dim=1)
+        behaviors = check_behaviors(cfg.behavior_negatives, data.meta, "train.behavior_negatives")
+        aux = data.interaction_pairs(behaviors)
         sampler = BehaviorNegativeSampler(base, aux, model.meta.num_users, cfg.behavior_negative_share)
         log.info("train.behavior_negatives %s: %r", list(cfg.behavior_negatives), sampler)
         return sampler

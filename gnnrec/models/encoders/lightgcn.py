@@ -8,9 +8,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from gnnrec.errors import ConfigError
-from gnnrec.graph.data import GraphMeta, TrainData
-from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
+from gnnrec.graph.data import GraphMeta, TrainData, check_behaviors
+from gnnrec.models.base import (
+    EmbDict,
+    ModelConfig,
+    PairBatch,
+    Recommender,
+    register_model,
+)
 from gnnrec.models.baselines.mf_bpr import batch_ego_l2
 from gnnrec.models.encoders.propagation import gather_rows, layer_mean
 from gnnrec.utils.device import fused_adam_ok
@@ -27,25 +32,6 @@ class LightGCNConfig(ModelConfig):
     behaviors: tuple[str, ...] | None = None  # edge behaviours forming the graph; None = all
     backend: Literal["pyg", "dgl"] = "pyg"  # dgl: same function by DGL message passing (dgl_models)
     fused_adam: bool = False  # ask the trainer for Adam(fused=True) where torch has it
-
-
-def check_behaviors(behaviors: tuple[str, ...] | None, meta: GraphMeta, key: str) -> tuple[str, ...] | None:
-    """Validate a model's ``behaviors`` option against the graph's edge types.
-
-    Returns the de-duplicated tuple (``None`` stays ``None`` = all edge behaviours).
-
-    Raises:
-        ConfigError: a behaviour that is not an edge type of the training graph.
-    """
-    if behaviors is None:
-        return None
-    unknown = [b for b in behaviors if b not in meta.behaviors]
-    if unknown:
-        raise ConfigError(
-            f"{key}: behaviour '{unknown[0]}' is not an edge type of the training graph "
-            f"(graph edge behaviours: {list(meta.behaviors)}; see graph.behaviors)"
-        )
-    return tuple(dict.fromkeys(behaviors))
 
 
 @register_model(

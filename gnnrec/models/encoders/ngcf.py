@@ -9,10 +9,20 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from gnnrec.graph.data import GraphMeta, TrainData
-from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
-from gnnrec.models.encoders.lightgcn import check_behaviors
-from gnnrec.models.encoders.propagation import edge_dropout, gather_stacked, sym_spmm, undirected_entry_ids
+from gnnrec.graph.data import GraphMeta, TrainData, check_behaviors
+from gnnrec.models.base import (
+    EmbDict,
+    ModelConfig,
+    PairBatch,
+    Recommender,
+    register_model,
+)
+from gnnrec.models.encoders.propagation import (
+    edge_dropout,
+    gather_stacked,
+    sym_spmm,
+    undirected_entry_ids,
+)
 
 
 class NGCFConfig(ModelConfig):

@@ -66,7 +66,7 @@ from pydantic import Field
 from torch import nn
 
 from gnnrec.errors import GnnrecError
-from gnnrec.graph.data import GraphMeta, TrainData
+from gnnrec.graph.data import GraphMeta, TrainData, check_behaviors
 from gnnrec.models.base import (
     EmbDict,
     ModelConfig,
@@ -75,7 +75,6 @@ from gnnrec.models.base import (
     register_model,
 )
 from gnnrec.models.baselines.mf_bpr import batch_ego_l2
-from gnnrec.models.encoders.lightgcn import check_behaviors
 from gnnrec.models.streaming import EventBatch
 
 __all__ = ["TGNNMigration", "TGNNMigrationConfig", "decay_weights", "recent_table"]
