@@ -26,7 +26,7 @@ from gnnrec.config import ModelSpec, load_config
 from gnnrec.errors import ConfigError
 from gnnrec.graph.data import GraphMeta, TrainData
 from gnnrec.models import PairBatch, build_model
-from gnnrec.models.encoders.mb_cascade import MBCascade, cascade_candidates
+from gnnrec.models.encoders.mb_cascade import EdgeCounts, MBCascade, cascade_candidates
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -270,6 +270,88 @@ def test_regularization_covers_ego_and_transforms() -> None:
     assert float(model.regularization(model.encode(data), batch).detach()) == pytest.approx(3.5)
 
 
+# ------------------------------------------------------------------ pair term
+def test_edge_counts_lookup_exact() -> None:
+    ei = torch.tensor([[0, 0, 1, 3], [1, 4, 2, 0]])
+    counts = EdgeCounts(ei, torch.tensor([1, 3, 2, 1]), num_users=5, num_items=6)
+    ln2, ln3, ln4 = 0.6931472, 1.0986123, 1.3862944
+    rows = counts.rows(torch.tensor([3, 0, 2, 1, 0]))
+    expected = torch.zeros(5, 6)
+    expected[0, 0], expected[1, 1], expected[1, 4], expected[3, 2] = ln2, ln2, ln4, ln3
+    expected[4] = expected[1]
+    assert torch.allclose(rows, expected)
+    got = counts.pairs(torch.tensor([0, 0, 1, 4, 3, 3]), torch.tensor([4, 2, 2, 5, 0, 5]))
+    assert got.tolist() == pytest.approx([ln4, 0.0, ln3, 0.0, ln2, 0.0])
+    empty = EdgeCounts(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), 2, 3)
+    assert empty.pairs(torch.tensor([1]), torch.tensor([2])).tolist() == [0.0]
+    assert torch.equal(empty.rows(torch.tensor([0, 1])), torch.zeros(2, 3))
+    # unsorted input with a repeated pair: counts are summed
+    merged = EdgeCounts(torch.tensor([[1, 0, 1], [0, 1, 0]]), torch.tensor([1, 2, 2]), 2, 2)
+    assert torch.allclose(merged.rows(torch.tensor([0, 1])), torch.tensor([[0.0, ln3], [ln4, 0.0]]))
+
+
+def test_pair_term_exact_and_zero_when_untrained() -> None:
+    # user 0 viewed item 0 three times and carted item 2 once; bought item 1
+    data = make_data({"view": [(0, 0)], "cart": [(0, 2)], "buy": [(0, 1)]}, 1, 3)
+    data.edge_count["view"] = torch.tensor([3])
+    plain = build(data, dim=1, num_layers=1)
+    model = build(data, dim=1, num_layers=1, pair_behaviors=["view", "cart"])
+    assert model.pair_behaviors == ("view", "cart")
+    for m in (plain, model):
+        set_ego(m, [1.0], [2.0, 3.0, 1.0])
+    emb = model.encode(data)
+    users = torch.tensor([0])
+    # alpha starts at 0: exactly the embedding score
+    assert torch.equal(model.score_all(emb, users), plain.score_all(plain.encode(data), users))
+    started = build(data, dim=1, num_layers=1, pair_behaviors=["view", "cart"], pair_init=3.0)
+    assert started.pair_weight is not None and started.pair_weight.tolist() == [3.0, 3.0]
+    with torch.no_grad():
+        model.pair_weight.copy_(torch.tensor([2.0, -1.0]))
+        base = plain.score_all(plain.encode(data), users)[0]
+        want = base + torch.tensor([2.0 * torch.log(torch.tensor(4.0)).item(), 0.0, -0.6931472])
+        got = model.score_all(emb, users)[0]
+        assert torch.allclose(got, want, atol=1e-6)
+        pairs = model.score(emb, torch.tensor([0, 0, 0]), torch.tensor([0, 1, 2]))
+        assert torch.allclose(pairs, want, atol=1e-6)
+
+
+def test_pair_term_scores_agree_and_learn_from_viewed_positives() -> None:
+    data = random_data(11, nu=12, ni=15)
+    torch.manual_seed(0)
+    model = build(data, dim=8, pair_behaviors=["view"])
+    emb = model.encode(data)
+    users = torch.arange(12)
+    with torch.no_grad():
+        model.pair_weight.fill_(0.7)
+        full = model.score_all(emb, users)
+        u, i = torch.meshgrid(users, torch.arange(15), indexing="ij")
+        assert torch.allclose(model.score(emb, u.reshape(-1), i.reshape(-1)).view(12, 15), full, atol=1e-6)
+        model.pair_weight.zero_()
+    # positives viewed, negatives not: BPR pushes alpha_view up
+    view = data.edge_index["view"]
+    viewed = set(zip(view[0].tolist(), view[1].tolist()))
+    neg = [next(j for j in range(15) if (u, j) not in viewed) for u in view[0].tolist()]
+    batch = PairBatch(view[0], view[1], torch.tensor(neg).view(-1, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(20):
+        opt.zero_grad()
+        model.loss(model.encode(data), batch).backward()
+        assert model.pair_weight.grad is not None
+        opt.step()
+    assert float(model.pair_weight.detach()) > 0.5
+
+
+def test_pair_term_without_prepare_and_config_errors() -> None:
+    data = random_data(12)
+    model = build_model(ModelSpec(name="mb_cascade", params={"pair_behaviors": ["view"]}), data.meta)
+    with pytest.raises(RuntimeError, match="prepare"):
+        model.score_all(model.encode(data), torch.tensor([0]))
+    with pytest.raises(ConfigError, match="target behaviour 'buy' cannot be a pair feature"):
+        build(data, pair_behaviors=["view", "buy"])
+    with pytest.raises(ConfigError, match="pair_behaviors: behaviour 'fav' is not an edge type"):
+        build(data, pair_behaviors=["fav"])
+
+
 # ------------------------------------------------------------------ pre-training
 @pytest.mark.parametrize("layers", [0, 1])
 def test_pretraining_fits_the_first_behaviour_deterministically(layers: int) -> None:
@@ -299,7 +381,8 @@ def test_pretraining_needs_edges_of_its_behaviour() -> None:
 
 
 # ------------------------------------------------------------------ smoke run
-def test_one_epoch_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["model.params.pair_behaviors=[view,cart]", "model.params.pair_init=2.0"]])
+def test_one_epoch_run(tmp_path: Path, extra: list[str]) -> None:
     from gnnrec.runner import run
 
     cfg = load_config(
@@ -312,6 +395,7 @@ def test_one_epoch_run(tmp_path: Path) -> None:
             "train.epochs=1",
             "train.batch_size=256",
             "model.params.dim=16",
+            *extra,
         ],
     )
     result = run(cfg, tmp_path / "run", progress=False)
@@ -319,3 +403,6 @@ def test_one_epoch_run(tmp_path: Path) -> None:
     assert metrics["model"] == "mb_cascade" and metrics["epochs"] == 1
     assert 0.0 <= metrics["test"]["ndcg@20"] <= 1.0
     assert (result.run_dir / "model.pt").exists()
+    if extra:  # the trained pair weights are saved with the model
+        state = torch.load(result.run_dir / "model.pt", weights_only=True)
+        assert state["pair_weight"].shape == (2,) and not torch.equal(state["pair_weight"], torch.full((2,), 2.0))
