@@ -305,6 +305,12 @@ def test_pair_term_exact_and_zero_when_untrained() -> None:
     assert torch.equal(model.score_all(emb, users), plain.score_all(plain.encode(data), users))
     started = build(data, dim=1, num_layers=1, pair_behaviors=["view", "cart"], pair_init=3.0)
     assert started.pair_weight is not None and started.pair_weight.tolist() == [3.0, 3.0]
+    # pair_feature: indicator reads 1 for the three views as for the one cart
+    flag = build(data, dim=1, num_layers=1, pair_behaviors=["view", "cart"], pair_init=1.0, pair_feature="indicator")
+    set_ego(flag, [1.0], [2.0, 3.0, 1.0])
+    with torch.no_grad():
+        diff = flag.score_all(flag.encode(data), users) - plain.score_all(plain.encode(data), users)
+    assert diff.view(-1).tolist() == pytest.approx([1.0, 0.0, 1.0])
     with torch.no_grad():
         model.pair_weight.copy_(torch.tensor([2.0, -1.0]))
         base = plain.score_all(plain.encode(data), users)[0]
