@@ -34,3 +34,9 @@ def test_heuristics_exact() -> None:
     # second; user 1: item 3 is the only unmasked viewed item -> first
     own = out["viewed_or_carted_by_own_count"]["test"]
     assert own["ndcg@10"] == pytest.approx((1 / math.log2(3) + 1.0) / 2)
+
+
+def test_ratio_against_the_yardstick() -> None:
+    assert reproduce_tmall._ratio({"hit@10": 0.5}, {"hit@10": 0.25}, "hit@10") == "2.00"
+    assert reproduce_tmall._ratio({}, {"hit@10": 0.25}, "hit@10") == "–"
+    assert reproduce_tmall._ratio({"hit@10": 0.5}, {"hit@10": 0.0}, "hit@10") == "–"
