@@ -201,13 +201,13 @@ def run_model(
 
         data = prepared.data.to(device) if prepared.data.device != device else prepared.data
         model.eval()
-        with torch.no_grad():
-            emb = model.encode(data)
-            valid_res = evaluator.evaluate(model, emb, prepared.valid) if has_valid else None
+        valid_res = None
         refit_info: dict[str, Any] | None = None
         saved_split = prepared.split
         if cfg.train.refit and has_valid and fit.best_epoch > 0:
-            with torch.no_grad():  # reported beside the refit model's, never used to choose
+            with torch.no_grad():  # the selected model's; its test is reported, never used to choose
+                emb = model.encode(data)
+                valid_res = evaluator.evaluate(model, emb, prepared.valid)
                 selected_test = evaluator.evaluate(model, emb, prepared.test).metrics
             saved_split = refit_split(prepared.table, prepared.split, cfg)
             model, data, refit_fit = _refit(cfg, prepared, saved_split, fit.best_epoch, device, run_dir, progress)
@@ -227,6 +227,8 @@ def run_model(
             emb = model.encode(data)
             test_res = evaluator.evaluate(model, emb, prepared.test, progress=progress)
             eval_s = time.perf_counter() - t
+            if valid_res is None and has_valid:
+                valid_res = evaluator.evaluate(model, emb, prepared.valid)
 
         _per_user_frame(prepared.table, test_res.per_user).write_parquet(run_dir / "per_user_test.parquet")
         if valid_res is not None:

@@ -46,6 +46,7 @@ from gnnrec.data.types import TEST, TRAIN, VALID, InteractionTable, Split
 from gnnrec.errors import ConfigError
 from gnnrec.eval.metrics import check_metric_names, compute_metrics, metric_key
 from gnnrec.models.base import EmbDict, Recommender
+from gnnrec.utils.csr import csr_row_entries
 
 
 @dataclass
@@ -209,18 +210,8 @@ def csr_rows_dense(
         rows: int64 ``[B]`` rows to take (on the same device).
         num_cols: width of the dense output.
     """
-    b = rows.shape[0]
-    out = torch.zeros(b, num_cols, dtype=torch.bool, device=indptr.device)
-    start = indptr[rows]
-    length = indptr[rows + 1] - start
-    total = int(length.sum())
-    if total == 0:
-        return out
-    row_of = torch.repeat_interleave(torch.arange(b, device=indptr.device), length)
-    # position of each gathered non-zero inside its row: global index minus the row's offset
-    offset = torch.cumsum(length, 0) - length
-    within = torch.arange(total, device=indptr.device) - torch.repeat_interleave(offset, length)
-    cols = indices[torch.repeat_interleave(start, length) + within]
+    out = torch.zeros(rows.shape[0], num_cols, dtype=torch.bool, device=indptr.device)
+    row_of, cols = csr_rows_coords(indptr, indices, rows)
     out[row_of, cols] = True
     return out
 
@@ -233,15 +224,8 @@ def csr_rows_coords(
     ``row_of`` is the position in ``rows`` (ascending); within a row, ``cols`` keep the CSR
     order (sorted for canonical matrices), so ``row_of * num_cols + cols`` is sorted.
     """
-    b = rows.shape[0]
-    start = indptr[rows]
-    length = indptr[rows + 1] - start
-    total = int(length.sum())
-    row_of = torch.repeat_interleave(torch.arange(b, device=indptr.device), length)
-    offset = torch.cumsum(length, 0) - length
-    within = torch.arange(total, device=indptr.device) - torch.repeat_interleave(offset, length)
-    cols = indices[torch.repeat_interleave(start, length) + within]
-    return row_of, cols
+    row_of, entry = csr_row_entries(indptr, rows)
+    return row_of, indices[entry]
 
 
 def rows_contain(row_of: torch.Tensor, cols: torch.Tensor, items: torch.Tensor, num_cols: int) -> torch.Tensor:

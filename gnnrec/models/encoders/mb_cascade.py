@@ -15,6 +15,7 @@ from gnnrec.graph.data import GraphMeta, TrainData, check_behaviors
 from gnnrec.models.base import EmbDict, ModelConfig, PairBatch, Recommender, register_model
 from gnnrec.models.baselines.mf_bpr import ego_l2
 from gnnrec.models.encoders.propagation import propagate
+from gnnrec.utils.csr import csr_row_entries
 
 log = logging.getLogger("gnnrec")
 
@@ -29,7 +30,8 @@ class EdgeCounts:
     pairs are summed); pairs without an edge read 0. Written by hand because a
     torch sparse tensor offers neither a batched pair lookup nor a cheap row gather that
     runs the same on CPU and CUDA: pair lookups are a binary search on the sorted keys
-    ``user * I + item``, rows are gathered from CSR offsets.
+    ``user * I + item``, rows are gathered from CSR offsets
+    (:func:`gnnrec.utils.csr.csr_row_entries`, as the evaluator's truth/mask rows).
 
     Shapes:
         ``pairs(u, i)``: ``[B]``; ``rows(u)``: ``[B, I]``.
@@ -56,15 +58,9 @@ class EdgeCounts:
         return torch.where(self.keys[pos] == q, self.value[pos], 0.0)
 
     def rows(self, user: torch.Tensor) -> torch.Tensor:
-        start = self.crow[user]
-        n = self.crow[user + 1] - start
         out = torch.zeros(user.shape[0], self.num_items, device=user.device)
-        total = int(n.sum())
-        if total:
-            row = torch.repeat_interleave(torch.arange(user.shape[0], device=user.device), n, output_size=total)
-            first = torch.repeat_interleave(start - (torch.cumsum(n, 0) - n), n, output_size=total)
-            idx = first + torch.arange(total, device=user.device)
-            out[row, self.col[idx]] = self.value[idx]
+        row_of, entry = csr_row_entries(self.crow, user)
+        out[row_of, self.col[entry]] = self.value[entry]
         return out
 
 
